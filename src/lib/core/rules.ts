@@ -1,0 +1,82 @@
+// Validation rules shared by the runtime and the editor. This file must stay free of
+// imports and Node.js APIs: the editor loads its compiled form as a plain script.
+
+/** The S3 limit on an object key, in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 1024;
+/** The S3 limit on user-defined metadata: names and values, in UTF-8 bytes. */
+export const MAX_METADATA_BYTES = 2048;
+
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+const GUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+const IP_ADDRESS = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+export function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
+}
+
+/** Why `segment` cannot be one segment of an object key, or undefined when it can. */
+export function segmentProblem(segment: string): string | undefined {
+  if (segment === "") return "is empty";
+  if (segment === "." || segment === "..") return `may not be "${segment}"`;
+  if (segment.includes("/")) return 'may not contain "/"';
+  if (CONTROL_CHARACTERS.test(segment)) return "may not contain control characters";
+  return undefined;
+}
+
+/** Why `path` cannot be a key prefix, or undefined when it can. Empty segments are dropped, not refused. */
+export function pathProblem(path: string): string | undefined {
+  for (const segment of path.split("/")) {
+    if (segment === "") continue;
+    const problem = segmentProblem(segment);
+    if (problem) return `segment "${segment}" ${problem}`;
+  }
+  return undefined;
+}
+
+/** The key prefix without leading, trailing or repeated "/". */
+export function normalisePath(path: string): string {
+  return path.split("/").filter((segment) => segment !== "").join("/");
+}
+
+/** The GUID in its canonical form (lowercase, 8-4-4-4-12), or undefined when `text` is not a GUID. */
+export function canonicalGuid(text: string): string | undefined {
+  const bare = text.trim().replace(/^\{(.*)\}$/, "$1");
+  if (!GUID.test(bare)) return undefined;
+  const hex = bare.replace(/-/g, "").toLowerCase();
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+}
+
+/** Why `name` is not a valid S3 bucket name (general purpose bucket rules), or undefined. */
+export function bucketProblem(name: string): string | undefined {
+  if (name.length < 3 || name.length > 63) return "must be 3 to 63 characters long";
+  if (!/^[a-z0-9.-]+$/.test(name)) return "may contain only lowercase letters, digits, dots and hyphens";
+  if (!/^[a-z0-9].*[a-z0-9]$/.test(name)) return "must begin and end with a letter or digit";
+  if (name.includes("..")) return "may not contain two adjacent dots";
+  if (name.includes(".-") || name.includes("-.")) return "may not contain a dot next to a hyphen";
+  if (IP_ADDRESS.test(name)) return "may not be formatted as an IP address";
+  if (/^(xn--|sthree-|amzn-s3-demo-)/.test(name)) return "may not start with a reserved prefix";
+  if (/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/.test(name)) return "may not end with a reserved suffix";
+  return undefined;
+}
+
+/** Why `region` is not a usable region name, or undefined. S3-compatible stores use names such as "auto". */
+export function regionProblem(region: string): string | undefined {
+  if (region === "") return "is required";
+  if (!/^[a-z0-9]+(-[a-z0-9]+)*$/.test(region)) return "may contain only lowercase letters, digits and single hyphens";
+  return undefined;
+}
+
+/** Why `endpoint` is not a usable endpoint URL, or undefined. An empty endpoint means AWS itself. */
+export function endpointProblem(endpoint: string): string | undefined {
+  if (endpoint === "") return undefined;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return "is not a URL";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return "must start with http:// or https://";
+  if (url.search || url.hash) return "may not have a query or fragment";
+  if (url.username || url.password) return "may not contain credentials";
+  return undefined;
+}

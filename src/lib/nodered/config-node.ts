@@ -1,0 +1,16 @@
+import type { Node } from "node-red";
+import type { Credentials, S3Sink } from "../s3/client";
+
+export type SinkConfigCredentials = Partial<Credentials>;
+
+/** What an s3-egress node sees of its s3-egress-config node. */
+export interface SinkConfigNode extends Node<SinkConfigCredentials> {
+  bucket: string;
+  /** Why the configuration cannot be used, or undefined when it can. */
+  problem?: string;
+  /** The shared connection; undefined when `problem` is set. */
+  sink?: S3Sink;
+  /** Adds a user's writes in flight to the socket pool size. */
+  register(user: Node, concurrency: number): void;
+  unregister(user: Node): void;
+}

@@ -1,0 +1,60 @@
+/** S3 error codes worth another attempt besides every 5xx: throttling and damage in transit. */
+const TRANSIENT_CODES = new Set([
+  "SlowDown",
+  "Throttling",
+  "ThrottlingException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "RequestTimeout",
+  "RequestTimeoutException",
+  "IncompleteBody",
+  "BadDigest",
+  "XAmzContentSHA256Mismatch",
+  "InternalError",
+  "ServiceUnavailable",
+]);
+
+/** A failed S3 request. `retryable` says whether the same request may succeed later. */
+export class S3Error extends Error {
+  override readonly name = "S3Error";
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly statusCode: number | undefined,
+    readonly retryable: boolean,
+  ) {
+    super(`${code}: ${message}`);
+  }
+
+  /** An error answer from S3 (status and parsed <Error> body). */
+  static fromResponse(statusCode: number, code: string | undefined, message: string | undefined): S3Error {
+    const errorCode = code || `HTTP${statusCode}`;
+    const retryable = statusCode >= 500 || statusCode === 429 || TRANSIENT_CODES.has(errorCode);
+    return new S3Error(errorCode, message || `S3 answered with HTTP status ${statusCode}`, statusCode, retryable);
+  }
+
+  /** A request that got no usable answer: reset, refused, timed out, or a response that is not HTTP. */
+  static fromNetwork(error: Error & { code?: string }): S3Error {
+    return new S3Error(error.code || error.name || "NetworkError", error.message, undefined, true);
+  }
+}
+
+interface SdkErrorShape {
+  name?: string;
+  code?: string;
+  message?: string;
+  $fault?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** The S3Error for whatever the AWS SDK threw. */
+export function fromSdkError(error: unknown): S3Error {
+  if (error instanceof S3Error) return error;
+  const shape = (error ?? {}) as SdkErrorShape;
+  const statusCode = shape.$metadata?.httpStatusCode;
+  if (statusCode !== undefined) return S3Error.fromResponse(statusCode, shape.name, shape.message);
+  if (shape.name === "CredentialsProviderError") {
+    return new S3Error("CredentialsProviderError", shape.message ?? "no AWS credentials found", undefined, false);
+  }
+  return S3Error.fromNetwork({ name: shape.name ?? "Error", message: shape.message ?? String(error), code: shape.code });
+}

@@ -1,0 +1,72 @@
+import type { Node, NodeAPI, NodeDef } from "node-red";
+import { bucketProblem, endpointProblem, regionProblem } from "./lib/core/rules";
+import type { SinkConfigCredentials, SinkConfigNode } from "./lib/nodered/config-node";
+import { S3Sink } from "./lib/s3/client";
+
+interface SinkConfigDef extends NodeDef {
+  bucket: string;
+  region: string;
+  endpoint: string;
+  forcePathStyle: boolean;
+}
+
+export = function (RED: NodeAPI): void {
+  function S3EgressConfigNode(this: SinkConfigNode, def: SinkConfigDef): void {
+    RED.nodes.createNode(this, def);
+    const bucket = (def.bucket ?? "").trim();
+    const region = (def.region ?? "").trim();
+    const endpoint = (def.endpoint ?? "").trim();
+    this.bucket = bucket;
+    const users = new Map<Node, number>();
+    const resize = () => this.sink?.setMaxSockets([...users.values()].reduce((sum, count) => sum + count, 0));
+    this.register = (user, concurrency) => {
+      users.set(user, concurrency);
+      resize();
+    };
+    this.unregister = (user) => {
+      users.delete(user);
+      resize();
+    };
+
+    const problem =
+      labelled("bucket", bucketProblem(bucket)) ??
+      labelled("region", regionProblem(region)) ??
+      labelled("endpoint", endpointProblem(endpoint));
+    if (problem) {
+      this.problem = problem;
+      this.error(RED._("s3-egress-config.errors.invalid", { problem }));
+      return;
+    }
+
+    const { accessKeyId, secretAccessKey, sessionToken } = this.credentials ?? {};
+    if (!accessKeyId !== !secretAccessKey) {
+      this.problem = RED._("s3-egress-config.errors.half-credentials");
+      this.error(this.problem);
+      return;
+    }
+    const sink = new S3Sink({
+      bucket,
+      region,
+      endpoint,
+      forcePathStyle: def.forcePathStyle === true,
+      credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: sessionToken || undefined } : undefined,
+    });
+    this.sink = sink;
+    this.on("close", (done: () => void) => {
+      sink.destroy();
+      done();
+    });
+  }
+
+  RED.nodes.registerType<SinkConfigNode, SinkConfigDef, unknown, SinkConfigCredentials>("s3-egress-config", S3EgressConfigNode, {
+    credentials: {
+      accessKeyId: { type: "text" },
+      secretAccessKey: { type: "password" },
+      sessionToken: { type: "password" },
+    },
+  });
+};
+
+function labelled(field: string, problem: string | undefined): string | undefined {
+  return problem && `${field} ${problem}`;
+}

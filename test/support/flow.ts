@@ -1,0 +1,129 @@
+import helper from "node-red-node-test-helper";
+import type { Node, NodeMessage, NodeStatus } from "node-red";
+import { CREDENTIALS, TEST_BUCKET } from "./s3";
+
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { NodeAPI } from "node-red";
+
+const NODES = path.join(__dirname, "..", "..", "nodes");
+
+/**
+ * The node module with RED._ reading its real en-US catalog: the test helper's own RED._ returns
+ * keys, and the tests check the texts users see.
+ */
+function withCatalog(type: string): (RED: NodeAPI) => void {
+  const register = require(path.join(NODES, `${type}.js`)) as (RED: NodeAPI) => void;
+  const catalog = JSON.parse(readFileSync(path.join(NODES, "locales", "en-US", `${type}.json`), "utf8"));
+  const translate = (key: string, substitutions: Record<string, unknown> = {}): string => {
+    const text = key.split(".").reduce((entry, part) => entry?.[part], catalog);
+    if (typeof text !== "string") return key;
+    return text.replace(/__(\w+)__/g, (_, name: string) => String(substitutions[name]));
+  };
+  return (RED) => register(Object.assign(Object.create(RED), { _: translate }));
+}
+
+const configNode = withCatalog("s3-egress-config");
+const egressNode = withCatalog("s3-egress");
+
+helper.init(require.resolve("node-red"));
+
+export type Msg = NodeMessage & Record<string, unknown>;
+
+export interface CaughtError {
+  message: string;
+  msg: Msg;
+}
+
+/** A deployed flow: config node, one s3-egress node, and helper nodes that collect its output, errors and status. */
+export class EgressFlow {
+  readonly outputs: Msg[] = [];
+  readonly errors: CaughtError[] = [];
+  readonly statuses: NodeStatus[] = [];
+  private waiters = new Map<string, { resolve: (msg: Msg) => void; reject: (error: CaughtError) => void }>();
+  private statusWaiters: { test: (status: NodeStatus) => boolean; resolve: (status: NodeStatus) => void }[] = [];
+
+  private constructor(readonly egress: Node) {
+    helper.getNode("out").on("input", (msg: Msg) => {
+      this.outputs.push(msg);
+      this.settle(String(msg._msgid), (waiter) => waiter.resolve(msg));
+    });
+    helper.getNode("caught").on("input", (msg: Msg) => {
+      const error = { message: String((msg.error as { message?: string }).message), msg };
+      this.errors.push(error);
+      this.settle(String(msg._msgid), (waiter) => waiter.reject(error));
+    });
+    helper.getNode("statuses").on("input", (msg: Msg) => {
+      const status = msg.status as NodeStatus;
+      this.statuses.push(status);
+      this.statusWaiters = this.statusWaiters.filter((waiter) => !(waiter.test(status) && (waiter.resolve(status), true)));
+    });
+  }
+
+  static async load(
+    endpoint: string,
+    egressProps: Record<string, unknown> = {},
+    configProps: Record<string, unknown> = {},
+    credentials: Record<string, string> = CREDENTIALS,
+  ): Promise<EgressFlow> {
+    // Catch and Status nodes come first, so they see what the egress node reports at start.
+    const flow = [
+      { id: "tab", type: "tab", label: "test" },
+      { id: "out", type: "helper", z: "tab" },
+      { id: "errors-catch", type: "catch", z: "tab", scope: ["egress"], uncaught: false, wires: [["caught"]] },
+      { id: "caught", type: "helper", z: "tab" },
+      { id: "status-watch", type: "status", z: "tab", scope: ["egress"], wires: [["statuses"]] },
+      { id: "statuses", type: "helper", z: "tab" },
+      { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint, forcePathStyle: true, ...configProps },
+      { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", wires: [["out"]], ...egressProps },
+    ];
+    await helper.load([configNode, egressNode], flow, { cfg: credentials });
+    return new EgressFlow(helper.getNode("egress"));
+  }
+
+  static async unload(): Promise<void> {
+    await helper.unload();
+  }
+
+  /** Sends a msg and resolves with the node's output msg, or rejects with what the Catch node got. */
+  write(msg: Record<string, unknown>): Promise<Msg> {
+    const id = (msg._msgid as string) ?? `m${Math.random().toString(36).slice(2)}`;
+    return new Promise((resolve, reject) => {
+      this.waiters.set(id, { resolve, reject });
+      this.egress.receive({ ...msg, _msgid: id });
+    });
+  }
+
+  /** Sends a msg that must fail, and resolves with the error. */
+  async fail(msg: Record<string, unknown>): Promise<CaughtError> {
+    try {
+      const output = await this.write(msg);
+      throw new Error(`expected an error, got output ${JSON.stringify(output.s3)}`);
+    } catch (error) {
+      if (error instanceof Error) throw error;
+      return error as CaughtError;
+    }
+  }
+
+  /** Resolves with the first status, already shown or still to come, that passes `test`. */
+  status(test: (status: NodeStatus) => boolean): Promise<NodeStatus> {
+    const seen = this.statuses.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.statusWaiters.push({ test, resolve }));
+  }
+
+  private settle(id: string, action: (waiter: { resolve: (msg: Msg) => void; reject: (error: CaughtError) => void }) => void): void {
+    const waiter = this.waiters.get(id);
+    if (!waiter) return;
+    this.waiters.delete(id);
+    action(waiter);
+  }
+}
+
+export function startServer(): Promise<void> {
+  return new Promise((resolve) => helper.startServer(resolve));
+}
+
+export function stopServer(): Promise<void> {
+  return new Promise((resolve) => helper.stopServer(resolve));
+}

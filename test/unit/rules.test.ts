@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { bucketProblem, endpointProblem, regionProblem } from "../../nodes/lib/core/rules";
+import { decodeHeaderValue, encodeHeaderValue } from "../../nodes/lib/core/rfc2047";
+import { MessageIdGenerator, utcDate } from "../../nodes/lib/core/ids";
+
+describe("configuration rules", () => {
+  it("accepts valid bucket names and names what is wrong with others", () => {
+    for (const name of ["my-bucket", "abc", "logs.example.com", "a".repeat(63)]) assert.equal(bucketProblem(name), undefined, name);
+    assert.match(bucketProblem("ab")!, /3 to 63/);
+    assert.match(bucketProblem("My_Bucket")!, /lowercase/);
+    assert.match(bucketProblem("-bucket")!, /begin and end/);
+    assert.match(bucketProblem("a..b")!, /adjacent dots/);
+    assert.match(bucketProblem("192.168.1.1")!, /IP address/);
+    assert.match(bucketProblem("xn--bucket")!, /prefix/);
+  });
+
+  it("checks region and endpoint", () => {
+    assert.equal(regionProblem("eu-central-1"), undefined);
+    assert.equal(regionProblem("auto"), undefined);
+    assert.match(regionProblem("")!, /required/);
+    assert.match(regionProblem("EU Central")!, /lowercase/);
+    assert.equal(endpointProblem(""), undefined);
+    assert.equal(endpointProblem("http://127.0.0.1:9000"), undefined);
+    assert.match(endpointProblem("ftp://127.0.0.1:9000")!, /http/);
+    assert.match(endpointProblem("127.0.0.1:9000")!, /not a URL/);
+    assert.match(endpointProblem("not a url")!, /not a URL/);
+    assert.match(endpointProblem("https://h/?x=1")!, /query/);
+  });
+});
+
+describe("RFC 2047 metadata values", () => {
+  it("leaves printable ASCII alone and encodes the rest", () => {
+    assert.equal(encodeHeaderValue("robot-125"), "robot-125");
+    assert.equal(encodeHeaderValue("a b"), "a b");
+    assert.equal(encodeHeaderValue("Zürich"), "=?UTF-8?B?WsO8cmljaA==?=");
+    assert.equal(encodeHeaderValue(" padded "), `=?UTF-8?B?${Buffer.from(" padded ").toString("base64")}?=`);
+    for (const value of ["Zürich", "日本", " padded ", "plain"]) assert.equal(decodeHeaderValue(encodeHeaderValue(value)), value);
+  });
+});
+
+describe("message ids", () => {
+  it("are 26-character ULIDs that sort in the order they were made", () => {
+    let now = 1_700_000_000_000;
+    const generator = new MessageIdGenerator(() => now);
+    const ids: string[] = [];
+    for (let i = 0; i < 1000; i++) {
+      if (i % 100 === 0) now++;
+      ids.push(generator.next());
+    }
+    for (const id of ids) assert.match(id, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+    assert.deepEqual([...ids].sort(), ids);
+    assert.equal(new Set(ids).size, ids.length);
+  });
+
+  it("start with the time, so ids of a later run sort after earlier ones", () => {
+    const earlier = new MessageIdGenerator(() => 1_700_000_000_000).next();
+    const later = new MessageIdGenerator(() => 1_700_000_000_001).next();
+    assert.ok(earlier < later);
+  });
+
+  it("formats the batch id autofill as the UTC date", () => {
+    assert.equal(utcDate(Date.UTC(2023, 11, 19, 23, 30)), "2023-12-19");
+  });
+});
