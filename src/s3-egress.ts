@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
 import { MessageIdGenerator } from "./lib/core/ids";
-import { type FieldName, type RawFields, type RouteInput, toBody, toFields } from "./lib/core/record";
+import { FIELD_NAMES, type FieldName, type RawFields, type RouteInput, toBody, toFields } from "./lib/core/record";
 import { MessageRoute, type WriteOutcome } from "./lib/delivery/messages";
 import { Writer } from "./lib/delivery/writer";
 import type { SinkConfigNode } from "./lib/nodered/config-node";
@@ -48,7 +48,7 @@ export = function (RED: NodeAPI): void {
       messageIdAutofill: def.messageIdAutofill === "auto" ? "auto" : "none",
     } as const;
     const typedFields: Partial<Record<FieldName, TypedValue>> = {};
-    for (const field of ["streamGroup", "stream", "deviceId", "batchId", "batchSliceId", "messageId", "workspaceId"] as const) {
+    for (const field of FIELD_NAMES) {
       typedFields[field] = { value: def[field] ?? field, type: def[`${field}Type`] || "msg" };
     }
     const reader = new FieldReader(RED, node, typedFields);
