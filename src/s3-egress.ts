@@ -4,6 +4,7 @@ import { FIELD_NAMES, type FieldName, type RawFields, type RouteInput, toBody, t
 import { MessageRoute, type WriteOutcome } from "./lib/delivery/messages";
 import { Writer } from "./lib/delivery/writer";
 import type { SinkConfigNode } from "./lib/nodered/config-node";
+import { registerEditorApi } from "./lib/nodered/editor-api";
 import { FieldReader, type TypedValue } from "./lib/nodered/fields";
 import { ThrottledStatus } from "./lib/nodered/status";
 import type { S3Error } from "./lib/s3/errors";
@@ -121,4 +122,5 @@ export = function (RED: NodeAPI): void {
   }
 
   RED.nodes.registerType("s3-egress", S3EgressNode);
+  registerEditorApi(RED);
 };

@@ -26,7 +26,7 @@ export class FieldReader {
     for (const field of FIELD_NAMES) {
       const typed = config[field];
       if (!typed || typed.value === "") continue;
-      this.sources[field] = typed.type === "str" ? `"${typed.value}"` : `${typed.type}.${typed.value}`;
+      this.sources[field] = sourceLabel(typed);
       const getter = compile(RED, node, typed);
       synchronous &&= getter.synchronous;
       this.getters.push([field, getter.read]);
@@ -46,6 +46,11 @@ export class FieldReader {
       return raw;
     });
   }
+}
+
+/** A field's source as the user would write it: "msg.deviceId", "env.SITE", or a literal in quotes. */
+export function sourceLabel({ value, type }: TypedValue): string {
+  return type === "str" ? `"${value}"` : `${type}.${value}`;
 }
 
 function compile(RED: NodeAPI, node: Node, { value, type }: TypedValue): { read: Getter; synchronous: boolean } {

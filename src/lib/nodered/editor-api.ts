@@ -1,0 +1,94 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { Node, NodeAPI, NodeMessage } from "node-red";
+import type { Request, Response } from "express";
+import { InputError } from "../core/errors";
+import { MessageIdGenerator } from "../core/ids";
+import { objectAddress } from "../core/keys";
+import { FIELD_NAMES, type FieldName, type RawFields, type RouteInput, toBody, toFields } from "../core/record";
+import { sourceLabel, type TypedValue } from "./fields";
+
+/**
+ * The admin HTTP routes the editor dialogs use:
+ * - GET  /s3-egress/rules.js: the validation rules (core/rules.js) as a browser script defining
+ *   `window.S3EgressRules`, so the dialogs check exactly what the runtime checks. Public like
+ *   any editor resource: the editor loads it with a plain <script src> (no auth header), and it
+ *   holds code only.
+ * - POST /s3-egress/preview: the key, metadata and Content-Type a node's settings would give a
+ *   sample msg, computed by the same core functions the runtime uses.
+ */
+export function registerEditorApi(RED: NodeAPI): void {
+  const rulesScript = browserScript(readFileSync(path.join(__dirname, "..", "core", "rules.js"), "utf8"));
+  RED.httpAdmin.get("/s3-egress/rules.js", (_req: Request, res: Response) => {
+    res.type("application/javascript").send(rulesScript);
+  });
+  RED.httpAdmin.post("/s3-egress/preview", RED.auth.needsPermission("s3-egress.read"), (req: Request, res: Response) => {
+    previewOf(RED, req.body as PreviewRequest).then((preview) => res.json(preview));
+  });
+}
+
+/** The CommonJS module wrapped so that a browser runs it and finds its exports on `window.S3EgressRules`. */
+function browserScript(commonJs: string): string {
+  return `(function () {\nvar module = { exports: {} };\nvar exports = module.exports;\n${commonJs}\nwindow.S3EgressRules = module.exports;\n})();\n`;
+}
+
+/** What the dialog sends: its current (unsaved) settings and a sample msg. */
+export interface PreviewRequest {
+  node?: Record<string, unknown>;
+  msg?: Record<string, unknown>;
+}
+
+export type Preview =
+  | { key: string; metadata: Record<string, string>; contentType: string; bytes: number; fromContext: FieldName[] }
+  | { field: string; error: string };
+
+/**
+ * Flow and global context belong to a deployed flow, which a preview does not have: their
+ * fields show as the context key in angle brackets and are listed in `fromContext`.
+ */
+export async function previewOf(RED: NodeAPI, request: PreviewRequest): Promise<Preview> {
+  const settings = request.node ?? {};
+  const msg = request.msg ?? {};
+  const input: RouteInput = settings.input === "batches" ? "batches" : "messages";
+  const raw: RawFields = {};
+  const sources: Partial<Record<FieldName, string>> = {};
+  const fromContext: FieldName[] = [];
+  try {
+    for (const field of FIELD_NAMES) {
+      const typed: TypedValue = { value: String(settings[field] ?? field), type: String(settings[`${field}Type`] ?? "msg") };
+      if (typed.value === "") continue;
+      sources[field] = sourceLabel(typed);
+      if (typed.type === "flow" || typed.type === "global") {
+        fromContext.push(field);
+        raw[field] = `<${sources[field]}>`;
+      } else {
+        raw[field] = await evaluate(RED, typed, msg);
+      }
+    }
+    const fields = toFields(
+      raw,
+      {
+        input,
+        batchIdAutofill: settings.batchIdAutofill === "utc-date" ? "utc-date" : "none",
+        messageIdAutofill: settings.messageIdAutofill === "auto" ? "auto" : "none",
+        sources,
+      },
+      { arrival: Date.now(), nextMessageId: () => new MessageIdGenerator().next() },
+    );
+    const { key, metadata } = objectAddress(input, String(settings.path ?? ""), fields);
+    const body = toBody(msg.payload, msg.contentType);
+    return { key, metadata, contentType: body.contentType, bytes: body.bytes.length, fromContext };
+  } catch (error) {
+    if (error instanceof InputError) return { field: error.field, error: error.message };
+    return { field: "", error: (error as Error).message };
+  }
+}
+
+/** Node-RED evaluates a property without a node too: env then reads the process environment, jsonata has no context. */
+const NO_NODE = null as unknown as Node;
+
+function evaluate(RED: NodeAPI, { value, type }: TypedValue, msg: Record<string, unknown>): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    RED.util.evaluateNodeProperty(value, type, NO_NODE, msg as NodeMessage, (error, result) => (error ? reject(error) : resolve(result))),
+  );
+}

@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import vm from "node:vm";
+import helper from "node-red-node-test-helper";
+import * as rules from "../../nodes/lib/core/rules";
+import { EgressFlow } from "../support/flow";
+
+const WORKSPACE = "69f09b3f-ec0d-4b9e-a5ec-87150b935296";
+const sample = { streamGroup: "factory", stream: "telemetry", deviceId: "robot-125", workspaceId: WORKSPACE.toUpperCase(), payload: { t: 21.5 } };
+
+/** Editor settings as the dialog sends them: every field from msg.<field> unless overridden. */
+function settings(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return { input: "messages", path: "/demo/", batchIdAutofill: "none", messageIdAutofill: "none", batchId: "batchId", batchIdType: "msg", ...overrides };
+}
+
+async function preview(node: Record<string, unknown>, msg: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const response = await helper.request().post("/s3-egress/preview").send({ node, msg }).expect(200);
+  return response.body as Record<string, unknown>;
+}
+
+describe("editor admin routes", function () {
+  before(async () => {
+    // The routes are registered when the node module loads; no S3 call is made.
+    await EgressFlow.load("http://127.0.0.1:9");
+  });
+  after(async () => {
+    await EgressFlow.unload();
+  });
+
+  it("serves the runtime's validation rules as a browser script", async () => {
+    const response = await helper.request().get("/s3-egress/rules.js").expect(200).expect("Content-Type", /javascript/);
+    const window: { S3EgressRules?: typeof rules } = {};
+    vm.runInNewContext(response.text, { window, TextEncoder, URL });
+    const browserRules = window.S3EgressRules!;
+    for (const name of ["Bad_Bucket", "ab", "my-bucket", "192.168.0.1"]) assert.equal(browserRules.bucketProblem(name), rules.bucketProblem(name));
+    assert.equal(browserRules.endpointProblem("ftp://x"), "must start with http:// or https://");
+    assert.equal(browserRules.pathProblem("a/../b"), 'segment ".." may not be ".."');
+    assert.equal(browserRules.canonicalGuid(WORKSPACE.toUpperCase()), WORKSPACE);
+  });
+
+  it("previews the key, metadata and Content-Type of a sample msg with the runtime's functions", async () => {
+    const result = await preview(settings({ batchId: "2023-12-19", batchIdType: "str", messageIdAutofill: "auto" }), sample);
+    const key = String(result.key);
+    assert.match(key, /^demo\/messages\/factory\/telemetry\/robot-125\/2023-12-19\/[0-9A-HJKMNP-TV-Z]{26}$/);
+    assert.deepEqual(result.metadata, {
+      "stream-group-name": "factory",
+      "stream-name": "telemetry",
+      "device-id": "robot-125",
+      "batch-id": "2023-12-19",
+      "message-id": key.split("/").pop(),
+      "workspace-id": WORKSPACE,
+    });
+    assert.equal(result.contentType, "application/json");
+    assert.equal(result.bytes, 10);
+    assert.deepEqual(result.fromContext, []);
+  });
+
+  it("previews a batch key, reads env and JSONata sources, and names context sources instead of reading them", async () => {
+    process.env.S3_EGRESS_TEST_GROUP = "plant-7";
+    const result = await preview(
+      settings({
+        input: "batches",
+        path: "",
+        streamGroup: "S3_EGRESS_TEST_GROUP",
+        streamGroupType: "env",
+        stream: "'tele' & 'metry'",
+        streamType: "jsonata",
+        deviceId: "device",
+        deviceIdType: "flow",
+        batchIdAutofill: "utc-date",
+      }),
+      { payload: "x" },
+    );
+    assert.match(String(result.key), /^batches\/plant-7\/telemetry\/<flow\.device>\/\d{4}-\d{2}-\d{2}$/);
+    assert.deepEqual(result.fromContext, ["deviceId"]);
+    assert.equal(result.contentType, "text/plain; charset=utf-8");
+  });
+
+  it("answers with the field and the problem when the sample msg cannot be written", async () => {
+    assert.deepEqual(await preview(settings(), { ...sample, batchId: "b", messageId: "m", workspaceId: "not-a-guid" }), {
+      field: "workspaceId (msg.workspaceId)",
+      error: 'workspaceId (msg.workspaceId) "not-a-guid" is not a GUID (8-4-4-4-12 hexadecimal digits)',
+    });
+    assert.deepEqual(await preview(settings({ path: "a/../b" }), { ...sample, batchId: "b", messageId: "m" }), {
+      field: "path",
+      error: 'path segment ".." may not be ".."',
+    });
+    assert.deepEqual(await preview(settings(), { ...sample, batchId: "b" }), {
+      field: "messageId (msg.messageId)",
+      error: "messageId (msg.messageId) is missing",
+    });
+  });
+});
