@@ -1,14 +1,15 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
+import { type ObjectSettings, objectHeaders, objectSettingsProblem } from "./lib/core/object-options";
 import { bucketProblem, endpointProblem, regionProblem } from "./lib/core/rules";
 import type { SinkConfigCredentials, SinkConfigNode } from "./lib/nodered/config-node";
 import { S3Sink } from "./lib/s3/client";
 
-interface SinkConfigDef extends NodeDef {
+type SinkConfigDef = NodeDef & {
   bucket: string;
   region: string;
   endpoint: string;
   forcePathStyle: boolean;
-}
+} & Partial<ObjectSettings>;
 
 export = function (RED: NodeAPI): void {
   function S3EgressConfigNode(this: SinkConfigNode, def: SinkConfigDef): void {
@@ -16,7 +17,16 @@ export = function (RED: NodeAPI): void {
     const bucket = (def.bucket ?? "").trim();
     const region = (def.region ?? "").trim();
     const endpoint = (def.endpoint ?? "").trim();
+    const objectSettings: ObjectSettings = {
+      storageClass: (def.storageClass ?? "").trim(),
+      serverSideEncryption: (def.serverSideEncryption ?? "").trim(),
+      kmsKeyId: (def.kmsKeyId ?? "").trim(),
+      cacheControl: (def.cacheControl ?? "").trim(),
+      contentType: (def.contentType ?? "").trim(),
+    };
     this.bucket = bucket;
+    this.objectHeaders = {};
+    this.contentType = objectSettings.contentType;
     const users = new Map<Node, number>();
     const resize = () => this.sink?.setMaxSockets([...users.values()].reduce((sum, count) => sum + count, 0));
     this.register = (user, concurrency) => {
@@ -31,12 +41,15 @@ export = function (RED: NodeAPI): void {
     const problem =
       labelled("bucket", bucketProblem(bucket)) ??
       labelled("region", regionProblem(region)) ??
-      labelled("endpoint", endpointProblem(endpoint));
+      labelled("endpoint", endpointProblem(endpoint)) ??
+      objectSettingsProblem(objectSettings);
     if (problem) {
       this.problem = problem;
       this.error(RED._("s3-egress-config.errors.invalid", { problem }));
       return;
     }
+
+    this.objectHeaders = objectHeaders(objectSettings);
 
     const { accessKeyId, secretAccessKey, sessionToken } = this.credentials ?? {};
     if (!accessKeyId !== !secretAccessKey) {

@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
 import { MessageIdGenerator } from "./lib/core/ids";
+import { headersWithOverrides } from "./lib/core/object-options";
 import { FIELD_NAMES, type FieldName, type RawFields, type RouteInput, toBody, toFields } from "./lib/core/record";
 import { MessageRoute, type WriteOutcome } from "./lib/delivery/messages";
 import { Writer } from "./lib/delivery/writer";
@@ -18,7 +19,7 @@ type EgressDef = NodeDef & {
   concurrency: number | string;
 } & { [field in FieldName]: string } & { [field in `${FieldName}Type`]: string };
 
-type EgressMsg = NodeMessageInFlow & { contentType?: unknown; s3?: WriteOutcome };
+type EgressMsg = NodeMessageInFlow & { contentType?: unknown; storageClass?: unknown; cacheControl?: unknown; s3?: WriteOutcome };
 
 /** How long a closing node waits for writes in flight, inside Node-RED's 15 s close timeout. */
 const CLOSE_WAIT_MS = 10_000;
@@ -77,7 +78,8 @@ export = function (RED: NodeAPI): void {
 
     const accept = (raw: RawFields, msg: EgressMsg, arrival: number): Promise<WriteOutcome> => {
       const fields = toFields(raw, { ...fieldOptions, sources: reader.sources }, { arrival, nextMessageId: () => ids.next() });
-      return route.write(fields, toBody(msg.payload, msg.contentType));
+      const headers = headersWithOverrides(config.objectHeaders, msg);
+      return route.write(fields, toBody(msg.payload, msg.contentType || config.contentType), headers);
     };
 
     node.on("input", (msg: EgressMsg, send: (msg: NodeMessage) => void, done: (error?: Error) => void) => {

@@ -20,13 +20,12 @@ export class MessageRoute {
     private readonly sink: S3Sink,
     private readonly writer: Writer,
     private readonly path: string,
-    private readonly objectHeaders: Record<string, string> = {},
   ) {}
 
-  /** Derives key and metadata (throwing InputError when they are invalid, before anything is queued), then queues the write. */
-  write(fields: RecordFields, body: Body): Promise<WriteOutcome> {
+  /** Derives key and metadata (throwing InputError when they are invalid, before anything is queued), then queues the write with the object `headers`. */
+  write(fields: RecordFields, body: Body, headers: Record<string, string>): Promise<WriteOutcome> {
     const { key, metadata } = objectAddress("messages", this.path, fields);
-    const options = { contentType: body.contentType, metadata, headers: this.objectHeaders };
+    const options = { contentType: body.contentType, metadata, headers };
     return this.writer.submit(async () => {
       const result = await this.sink.putObject(key, body.bytes, options);
       const outcome: WriteOutcome = { bucket: this.sink.bucket, key, etag: result.etag, bytes: body.bytes.length };

@@ -10,6 +10,10 @@ export interface SinkConfigNode extends Node<SinkConfigCredentials> {
   problem?: string;
   /** The shared connection; undefined when `problem` is set. */
   sink?: S3Sink;
+  /** Storage class, encryption and Cache-Control headers every object gets, unless a msg overrides them. */
+  objectHeaders: Record<string, string>;
+  /** Content-Type for every object instead of the one derived from the payload ("" = derive); msg.contentType wins. */
+  contentType: string;
   /** Adds a user's writes in flight to the socket pool size. */
   register(user: Node, concurrency: number): void;
   unregister(user: Node): void;

@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { STORAGE_CLASSES } from "../../nodes/lib/core/object-options";
+import { S3Sink } from "../../nodes/lib/s3/client";
+import { EgressFlow } from "../support/flow";
+import { S3Inspector } from "../support/inspector";
+import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
+
+const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19", messageId: "m1" };
+const KEY = "messages/group-a/telemetry/robot-125/2023-12-19/m1";
+const KEY_ARN = "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+const SECRETS = { [CREDENTIALS.accessKeyId]: CREDENTIALS.secretAccessKey };
+
+describe("object options: the requests they produce and what S3 stores", function () {
+  let s3: LocalS3;
+  let inspector: S3Inspector;
+  let recorder: S3Inspector;
+
+  before(async () => {
+    s3 = await LocalS3.start();
+    inspector = await S3Inspector.start(s3.endpoint, SECRETS);
+    recorder = await S3Inspector.start(undefined, SECRETS);
+  });
+  after(async () => {
+    await recorder.stop();
+    await inspector.stop();
+    await s3.stop();
+  });
+  afterEach(async () => {
+    await EgressFlow.unload();
+    await s3.clear();
+    inspector.clear();
+    recorder.clear();
+  });
+
+  async function stored(key: string) {
+    const output = await s3.client.send(new GetObjectCommand({ Bucket: TEST_BUCKET, Key: key }));
+    await output.Body!.transformToByteArray();
+    return output;
+  }
+
+  it("sends no option headers by default", async () => {
+    await (await EgressFlow.load(inspector.endpoint)).write({ ...device, payload: 1 });
+    const [put] = inspector.matching("PUT");
+    for (const name of ["x-amz-storage-class", "x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id", "cache-control"]) {
+      assert.equal(put.headers[name], undefined, name);
+    }
+    assert.equal(put.refused, undefined);
+  });
+
+  it("writes storage class, Cache-Control and Content-Type of the config, and S3 keeps them", async () => {
+    const flow = await EgressFlow.load(inspector.endpoint, {}, { storageClass: "STANDARD_IA", cacheControl: "max-age=3600, public", contentType: "text/csv" });
+    await flow.write({ ...device, payload: "a,b\n1,2\n" });
+    const [put] = inspector.matching("PUT");
+    assert.equal(put.headers["x-amz-storage-class"], "STANDARD_IA");
+    assert.equal(put.headers["cache-control"], "max-age=3600, public");
+    assert.equal(put.headers["content-type"], "text/csv");
+    assert.equal(put.refused, undefined, "signed as S3 requires");
+    const object = await stored(KEY);
+    assert.equal(object.StorageClass, "STANDARD_IA");
+    assert.equal(object.CacheControl, "max-age=3600, public");
+    assert.equal(object.ContentType, "text/csv");
+  });
+
+  it("lets msg.storageClass, msg.cacheControl and msg.contentType override the config for one msg", async () => {
+    const flow = await EgressFlow.load(inspector.endpoint, {}, { storageClass: "STANDARD_IA", cacheControl: "no-cache", contentType: "text/csv" });
+    await flow.write({ ...device, payload: "{}", storageClass: "ONEZONE_IA", cacheControl: "max-age=60", contentType: "application/json" });
+    await flow.write({ ...device, messageId: "m2", payload: "x" });
+    const [first, second] = inspector.matching("PUT");
+    assert.deepEqual(
+      [first.headers["x-amz-storage-class"], first.headers["cache-control"], first.headers["content-type"]],
+      ["ONEZONE_IA", "max-age=60", "application/json"],
+    );
+    assert.deepEqual(
+      [second.headers["x-amz-storage-class"], second.headers["cache-control"], second.headers["content-type"]],
+      ["STANDARD_IA", "no-cache", "text/csv"],
+      "the next msg has the config's options again",
+    );
+    const object = await stored(KEY);
+    assert.equal(object.StorageClass, "ONEZONE_IA");
+    assert.equal(object.CacheControl, "max-age=60");
+  });
+
+  it("sends every storage class as x-amz-storage-class", async () => {
+    const flow = await EgressFlow.load(recorder.endpoint);
+    for (const storageClass of STORAGE_CLASSES) await flow.write({ ...device, messageId: storageClass, payload: 1, storageClass });
+    assert.deepEqual(
+      recorder.matching("PUT").map((request) => request.headers["x-amz-storage-class"]),
+      [...STORAGE_CLASSES],
+    );
+  });
+
+  it("sends SSE-S3 and SSE-KMS with a key id as S3 expects them", async () => {
+    let flow = await EgressFlow.load(recorder.endpoint, {}, { serverSideEncryption: "AES256" });
+    await flow.write({ ...device, payload: 1 });
+    await EgressFlow.unload();
+    flow = await EgressFlow.load(recorder.endpoint, {}, { serverSideEncryption: "aws:kms", kmsKeyId: KEY_ARN });
+    await flow.write({ ...device, payload: 1 });
+    const [sseS3, sseKms] = recorder.matching("PUT");
+    assert.equal(sseS3.headers["x-amz-server-side-encryption"], "AES256");
+    assert.equal(sseS3.headers["x-amz-server-side-encryption-aws-kms-key-id"], undefined);
+    assert.equal(sseKms.headers["x-amz-server-side-encryption"], "aws:kms");
+    assert.equal(sseKms.headers["x-amz-server-side-encryption-aws-kms-key-id"], KEY_ARN);
+    assert.ok(recorder.requests.every((request) => request.refused === undefined), "every option header is signed");
+  });
+
+  it("carries the options into CreateMultipartUpload, and S3 keeps them on the completed object", async () => {
+    const headers = { "x-amz-storage-class": "GLACIER", "cache-control": "max-age=86400", "x-amz-server-side-encryption": "AES256" };
+    const options = { contentType: "application/x-ndjson", metadata: { "device-id": "robot-125" }, headers };
+    for (const endpoint of [inspector.endpoint, recorder.endpoint]) {
+      const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint, forcePathStyle: true, credentials: CREDENTIALS });
+      try {
+        const uploadId = await sink.createMultipartUpload("batches/big", options);
+        const etag = await sink.uploadPart("batches/big", uploadId, 1, Buffer.from('{"a":1}\n'));
+        await sink.completeMultipartUpload("batches/big", uploadId, [{ partNumber: 1, etag }]);
+      } finally {
+        sink.destroy();
+      }
+    }
+    for (const [create] of [inspector.matching("POST", "uploads"), recorder.matching("POST", "uploads")]) {
+      assert.equal(create.headers["x-amz-storage-class"], "GLACIER");
+      assert.equal(create.headers["cache-control"], "max-age=86400");
+      assert.equal(create.headers["x-amz-server-side-encryption"], "AES256");
+      assert.equal(create.headers["content-type"], "application/x-ndjson");
+    }
+    assert.ok(inspector.requests.every((request) => request.refused === undefined));
+    const object = await stored("batches/big");
+    assert.equal(object.StorageClass, "GLACIER");
+    assert.equal(object.CacheControl, "max-age=86400");
+    assert.equal(object.ContentType, "application/x-ndjson");
+    assert.equal(object.Metadata?.["device-id"], "robot-125");
+  });
+
+  it("sends SSE-KMS with its key id in CreateMultipartUpload", async () => {
+    const headers = { "x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": KEY_ARN };
+    const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: recorder.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
+    try {
+      await sink.createMultipartUpload("batches/kms", { contentType: "application/octet-stream", metadata: {}, headers });
+    } finally {
+      sink.destroy();
+    }
+    const [create] = recorder.matching("POST", "uploads");
+    assert.equal(create.headers["x-amz-server-side-encryption"], "aws:kms");
+    assert.equal(create.headers["x-amz-server-side-encryption-aws-kms-key-id"], KEY_ARN);
+    assert.equal(create.refused, undefined);
+  });
+
+  describe("an invalid override fails that msg alone, names the property, sends nothing", () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ["unknown storage class", { storageClass: "FAST" }, /msg\.storageClass "FAST" is not an S3 storage class/],
+      ["lowercase storage class", { storageClass: "standard_ia" }, /msg\.storageClass "standard_ia" is not an S3 storage class/],
+      ["storage class that is not a string", { storageClass: { class: "GLACIER" } }, /msg\.storageClass must be a string, not object/],
+      ["Cache-Control with a line break", { cacheControl: "no-cache\r\nx-amz-acl: public-read" }, /msg\.cacheControl ".*" is not a Cache-Control value/s],
+      ["Cache-Control that is not a string", { cacheControl: 3600 }, /msg\.cacheControl must be a string, not number/],
+    ];
+    for (const [name, change, pattern] of cases) {
+      it(name, async () => {
+        const flow = await EgressFlow.load(inspector.endpoint);
+        const error = await flow.fail({ ...device, payload: "x", ...change });
+        assert.match(error.message, pattern);
+        assert.deepEqual(inspector.requests, [], "no request sent");
+        assert.deepEqual(await s3.keys(), []);
+        await flow.write({ ...device, payload: "next" });
+        assert.deepEqual(await s3.keys(), [KEY], "the node keeps working");
+      });
+    }
+  });
+
+  describe("an invalid config option stops the node with a red status and names the property", () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ storageClass: "FAST" }, /storageClass "FAST" is not an S3 storage class/],
+      [{ serverSideEncryption: "KMS" }, /serverSideEncryption "KMS" must be empty \(bucket default\), AES256 \(SSE-S3\) or aws:kms \(SSE-KMS\)/],
+      [{ serverSideEncryption: "AES256", kmsKeyId: KEY_ARN }, /kmsKeyId is only used with serverSideEncryption aws:kms/],
+      [{ cacheControl: "max-age=" }, /cacheControl "max-age=" is not a Cache-Control value/],
+      [{ contentType: "csv" }, /contentType "csv" is not a media type/],
+    ];
+    for (const [configProps, pattern] of cases) {
+      it(JSON.stringify(configProps), async () => {
+        const flow = await EgressFlow.load(inspector.endpoint, {}, configProps);
+        assert.match((await flow.fail({ ...device, payload: 1 })).message, pattern);
+        await flow.status((status) => status.fill === "red");
+        assert.deepEqual(inspector.requests, []);
+      });
+    }
+  });
+});

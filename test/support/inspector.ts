@@ -1,0 +1,107 @@
+import { createHash } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { errorXml, headerLists, verifySigV4 } from "./sigv4";
+
+export interface RecordedRequest {
+  method: string;
+  /** Encoded path and query, as sent. */
+  url: string;
+  /** First value of each header, by lowercase name. */
+  headers: Record<string, string>;
+  /** The error code the inspector answered with, when it refused the request. */
+  refused?: string;
+}
+
+/**
+ * A loopback HTTP proxy in front of s3rver that records every request and verifies its SigV4
+ * signature as S3 does, answering S3's error for a bad one instead of forwarding it. Without an
+ * upstream it answers writes itself, for values s3rver refuses (such as newer storage classes).
+ */
+export class S3Inspector {
+  readonly requests: RecordedRequest[] = [];
+
+  private constructor(
+    private readonly server: http.Server,
+    readonly endpoint: string,
+  ) {}
+
+  static async start(upstream: string | undefined, secrets: Record<string, string>, region = "us-east-1"): Promise<S3Inspector> {
+    const target = upstream ? new URL(upstream) : undefined;
+    let inspector: S3Inspector | undefined;
+    const server = http.createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => {
+        const body = Buffer.concat(chunks);
+        const url = request.url ?? "/";
+        const headers = Object.fromEntries([...headerLists(request.rawHeaders)].map(([name, values]) => [name, values[0]]));
+        const record: RecordedRequest = { method: request.method ?? "GET", url, headers };
+        inspector!.requests.push(record);
+        const verdict = verifySigV4({ method: record.method, url, rawHeaders: request.rawHeaders, body }, { secrets, region });
+        if (!verdict.ok) {
+          record.refused = verdict.code;
+          response.writeHead(verdict.status, { "content-type": "application/xml" });
+          response.end(errorXml(verdict.code, verdict.message));
+          return;
+        }
+        if (!target) {
+          answerWrite(record, body, response);
+          return;
+        }
+        const forward = http.request(
+          { hostname: target.hostname, port: target.port, method: record.method, path: url, headers: request.headers },
+          (upstreamResponse) => {
+            response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers);
+            upstreamResponse.pipe(response);
+          },
+        );
+        forward.on("error", (error) => {
+          response.writeHead(502);
+          response.end(String(error));
+        });
+        forward.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    inspector = new S3Inspector(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    return inspector;
+  }
+
+  /** The recorded requests whose method and query match, e.g. ("POST", "uploads") for CreateMultipartUpload. */
+  matching(method: string, queryName?: string): RecordedRequest[] {
+    return this.requests.filter((request) => {
+      if (request.method !== method) return false;
+      const query = new URLSearchParams(request.url.split("?")[1] ?? "");
+      return queryName === undefined ? !request.url.includes("?") : query.has(queryName);
+    });
+  }
+
+  clear(): void {
+    this.requests.length = 0;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** What S3 answers to a valid PutObject, UploadPart, Create/Complete/AbortMultipartUpload. */
+function answerWrite(request: RecordedRequest, body: Buffer, response: http.ServerResponse): void {
+  const etag = `"${createHash("md5").update(body).digest("hex")}"`;
+  const query = new URLSearchParams(request.url.split("?")[1] ?? "");
+  if (request.method === "PUT") {
+    response.writeHead(200, { etag });
+    response.end();
+  } else if (request.method === "POST" && query.has("uploads")) {
+    response.writeHead(200, { "content-type": "application/xml" });
+    response.end("<InitiateMultipartUploadResult><UploadId>recorded-upload</UploadId></InitiateMultipartUploadResult>");
+  } else if (request.method === "POST" && query.has("uploadId")) {
+    response.writeHead(200, { "content-type": "application/xml" });
+    response.end(`<CompleteMultipartUploadResult><ETag>${etag}</ETag></CompleteMultipartUploadResult>`);
+  } else {
+    response.writeHead(204);
+    response.end();
+  }
+}

@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { StorageClass } from "@aws-sdk/client-s3";
+import {
+  STORAGE_CLASSES,
+  type ObjectSettings,
+  cacheControlProblem,
+  contentTypeProblem,
+  headersWithOverrides,
+  objectHeaders,
+  objectSettingsProblem,
+} from "../../nodes/lib/core/object-options";
+
+const NONE: ObjectSettings = { storageClass: "", serverSideEncryption: "", kmsKeyId: "", cacheControl: "", contentType: "" };
+const KEY_ARN = "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+describe("object options", () => {
+  it("offers only storage classes of the S3 API", () => {
+    const api: string[] = Object.values(StorageClass);
+    for (const storageClass of STORAGE_CLASSES) assert.ok(api.includes(storageClass), storageClass);
+  });
+
+  it("sends no header for options left empty, so the bucket's defaults apply", () => {
+    assert.equal(objectSettingsProblem(NONE), undefined);
+    assert.deepEqual(objectHeaders(NONE), {});
+  });
+
+  it("builds the header of every option", () => {
+    const settings = { storageClass: "GLACIER_IR", serverSideEncryption: "aws:kms", kmsKeyId: KEY_ARN, cacheControl: "max-age=3600, public", contentType: "text/csv" };
+    assert.equal(objectSettingsProblem(settings), undefined);
+    assert.deepEqual(objectHeaders(settings), {
+      "x-amz-storage-class": "GLACIER_IR",
+      "x-amz-server-side-encryption": "aws:kms",
+      "x-amz-server-side-encryption-aws-kms-key-id": KEY_ARN,
+      "cache-control": "max-age=3600, public",
+    });
+    assert.deepEqual(objectHeaders({ ...NONE, serverSideEncryption: "AES256" }), { "x-amz-server-side-encryption": "AES256" });
+  });
+
+  it("names the config property at fault", () => {
+    const cases: [Partial<ObjectSettings>, RegExp][] = [
+      [{ storageClass: "standard" }, /^storageClass "standard" is not an S3 storage class \(STANDARD, STANDARD_IA, /],
+      [{ serverSideEncryption: "aws:kms:dsse" }, /^serverSideEncryption "aws:kms:dsse" must be empty \(bucket default\), AES256 \(SSE-S3\) or aws:kms/],
+      [{ serverSideEncryption: "AES256", kmsKeyId: "alias/iot" }, /^kmsKeyId is only used with serverSideEncryption aws:kms/],
+      [{ serverSideEncryption: "aws:kms", kmsKeyId: "alias/my key" }, /^kmsKeyId must be a KMS key id, key ARN or alias, without spaces/],
+      [{ cacheControl: "max-age=1;" }, /^cacheControl "max-age=1;" is not a Cache-Control value/],
+      [{ contentType: "json" }, /^contentType "json" is not a media type/],
+    ];
+    for (const [change, pattern] of cases) assert.match(objectSettingsProblem({ ...NONE, ...change }) ?? "", pattern, JSON.stringify(change));
+    assert.equal(objectSettingsProblem({ ...NONE, serverSideEncryption: "aws:kms", kmsKeyId: "alias/iot" }), undefined);
+    assert.equal(objectSettingsProblem({ ...NONE, serverSideEncryption: "aws:kms" }), undefined, "the AWS managed key");
+  });
+
+  it("accepts Cache-Control directives and media types as HTTP defines them", () => {
+    for (const value of ["no-cache", "max-age=3600, public", "private,max-age=0", 'no-cache="Set-Cookie, X-Id"', "s-maxage=60 , immutable"]) {
+      assert.equal(cacheControlProblem(value), undefined, value);
+    }
+    for (const value of ["", "max-age=", "a b", "max-age=1,", "ö", "x\r\ny: 1"]) assert.ok(cacheControlProblem(value), value);
+    for (const value of ["application/json", "text/csv; charset=utf-8", 'multipart/mixed; boundary="a b"', "application/vnd.api+json"]) {
+      assert.equal(contentTypeProblem(value), undefined, value);
+    }
+    for (const value of ["text", "text/", "text/plain;", "text/plain; charset", "a/b\n"]) assert.ok(contentTypeProblem(value), value);
+  });
+
+  it("lets msg.storageClass and msg.cacheControl replace the config's headers", () => {
+    const base = objectHeaders({ ...NONE, storageClass: "STANDARD_IA", serverSideEncryption: "AES256", cacheControl: "no-cache" });
+    assert.equal(headersWithOverrides(base, {}), base);
+    assert.equal(headersWithOverrides(base, { storageClass: "", cacheControl: null }), base);
+    assert.deepEqual(headersWithOverrides(base, { storageClass: "DEEP_ARCHIVE", cacheControl: "max-age=60" }), {
+      "x-amz-storage-class": "DEEP_ARCHIVE",
+      "x-amz-server-side-encryption": "AES256",
+      "cache-control": "max-age=60",
+    });
+    assert.equal(base["x-amz-storage-class"], "STANDARD_IA", "the config's headers stay as they are");
+  });
+
+  it("refuses an invalid override with an error naming the msg property", () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ storageClass: "COLD" }, /^msg\.storageClass "COLD" is not an S3 storage class/],
+      [{ storageClass: 3 }, /^msg\.storageClass must be a string, not number/],
+      [{ cacheControl: "max age" }, /^msg\.cacheControl "max age" is not a Cache-Control value/],
+      [{ cacheControl: ["no-cache"] }, /^msg\.cacheControl must be a string, not an array/],
+    ];
+    for (const [overrides, pattern] of cases) {
+      assert.throws(() => headersWithOverrides({}, overrides), (error: Error & { code?: string }) => {
+        assert.equal(error.code, "INVALID_INPUT");
+        assert.match(error.message, pattern);
+        return true;
+      });
+    }
+  });
+});
