@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { S3Sink } from "../../nodes/lib/s3/client";
+import { EgressFlow } from "../support/flow";
+import { S3Inspector } from "../support/inspector";
+import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
+
+const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
+const SECRETS = { [CREDENTIALS.accessKeyId]: CREDENTIALS.secretAccessKey };
+
+// s3rver checks no signature; the inspector in front of it verifies each one as S3 does.
+describe("SigV4 signatures, verified independently as S3 would", function () {
+  let s3: LocalS3;
+  let inspector: S3Inspector;
+
+  before(async () => {
+    s3 = await LocalS3.start();
+    inspector = await S3Inspector.start(s3.endpoint, SECRETS);
+  });
+  after(async () => {
+    await inspector.stop();
+    await s3.stop();
+  });
+  afterEach(async () => {
+    await EgressFlow.unload();
+    await s3.clear();
+    inspector.clear();
+  });
+
+  it("signs PutObject for keys with spaces, unicode and the characters S3 encodes, under a path prefix", async () => {
+    const flow = await EgressFlow.load(inspector.endpoint, { path: "/plant 1/ünits+raw/" });
+    const messageIds = ["with space", "žluťoučký kůň", "a+b", "star*", "it's", "(paren)", "bang!", "tilde~", "mix +*'()!~ 日本", "%20literal", "semi;colon=eq&amp"];
+    for (const messageId of messageIds) await flow.write({ ...device, messageId, payload: messageId });
+    const puts = inspector.matching("PUT");
+    assert.equal(puts.length, messageIds.length);
+    assert.deepEqual(puts.filter((put) => put.refused).map((put) => `${put.url}: ${put.refused}`), []);
+    const expected = messageIds.map((id) => `plant 1/ünits+raw/messages/group-a/telemetry/robot-125/2023-12-19/${id}`);
+    assert.deepEqual(await s3.keys(), [...expected].sort());
+    for (const [index, key] of expected.entries()) assert.deepEqual((await s3.get(key)).body, Buffer.from(messageIds[index]));
+  });
+
+  it("signs UploadPart, whose query string carries partNumber and uploadId, and the SDK's multipart calls", async () => {
+    const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: inspector.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
+    const key = "batches/group a/télé+metry/(1)";
+    const partOne = Buffer.alloc(5 * 1024 * 1024, "a");
+    const partTwo = Buffer.from("tail");
+    try {
+      const uploadId = await sink.createMultipartUpload(key, { contentType: "application/octet-stream", metadata: { "batch-id": "b1" } });
+      const etags = [await sink.uploadPart(key, uploadId, 1, partOne), await sink.uploadPart(key, uploadId, 2, partTwo)];
+      await sink.completeMultipartUpload(key, uploadId, etags.map((etag, index) => ({ partNumber: index + 1, etag })));
+    } finally {
+      sink.destroy();
+    }
+    const parts = inspector.matching("PUT", "partNumber");
+    assert.equal(parts.length, 2);
+    for (const part of parts) assert.ok(new URLSearchParams(part.url.split("?")[1]).get("uploadId"));
+    assert.deepEqual(inspector.requests.filter((request) => request.refused).map((request) => `${request.method} ${request.url}: ${request.refused}`), []);
+    assert.deepEqual((await s3.get(key)).body, Buffer.concat([partOne, partTwo]));
+  });
+
+  it("signs the session token of temporary credentials", async () => {
+    const flow = await EgressFlow.load(inspector.endpoint, {}, {}, { ...CREDENTIALS, sessionToken: "FwoGZXIvYXdzE//token+with/odd=chars" });
+    await flow.write({ ...device, messageId: "m1", payload: 1 });
+    const [put] = inspector.matching("PUT");
+    assert.equal(put.headers["x-amz-security-token"], "FwoGZXIvYXdzE//token+with/odd=chars");
+    assert.equal(put.refused, undefined);
+  });
+
+  it("fails with SignatureDoesNotMatch for a wrong secret key: permanent, caught, red status, nothing written", async () => {
+    const flow = await EgressFlow.load(inspector.endpoint, {}, {}, { accessKeyId: CREDENTIALS.accessKeyId, secretAccessKey: "not-the-secret" });
+    const error = await flow.fail({ ...device, messageId: "m1", payload: 1 });
+    assert.match(error.message, /SignatureDoesNotMatch: The request signature we calculated does not match/);
+    assert.equal(inspector.requests.length, 1, "not retried");
+    await flow.status((status) => status.fill === "red" && status.shape === "ring" && status.text === "error: SignatureDoesNotMatch");
+    assert.deepEqual(await s3.keys(), []);
+  });
+});
