@@ -3,35 +3,19 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { STORAGE_CLASSES } from "../../nodes/lib/core/object-options";
 import { S3Sink } from "../../nodes/lib/s3/client";
 import { EgressFlow } from "../support/flow";
-import { S3Inspector } from "../support/inspector";
-import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
+import { type S3Inspector, inspectedS3 } from "../support/inspector";
+import { CREDENTIALS, type LocalS3, TEST_BUCKET } from "../support/s3";
 
 const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19", messageId: "m1" };
 const KEY = "messages/group-a/telemetry/robot-125/2023-12-19/m1";
 const KEY_ARN = "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-const SECRETS = { [CREDENTIALS.accessKeyId]: CREDENTIALS.secretAccessKey };
 
 describe("object options: the requests they produce and what S3 stores", function () {
+  const context = inspectedS3();
   let s3: LocalS3;
   let inspector: S3Inspector;
   let recorder: S3Inspector;
-
-  before(async () => {
-    s3 = await LocalS3.start();
-    inspector = await S3Inspector.start(s3.endpoint, SECRETS);
-    recorder = await S3Inspector.start(undefined, SECRETS);
-  });
-  after(async () => {
-    await recorder.stop();
-    await inspector.stop();
-    await s3.stop();
-  });
-  afterEach(async () => {
-    await EgressFlow.unload();
-    await s3.clear();
-    inspector.clear();
-    recorder.clear();
-  });
+  before(() => ({ s3, inspector, recorder } = context));
 
   async function stored(key: string) {
     const output = await s3.client.send(new GetObjectCommand({ Bucket: TEST_BUCKET, Key: key }));

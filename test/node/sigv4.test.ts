@@ -1,30 +1,17 @@
 import assert from "node:assert/strict";
 import { S3Sink } from "../../nodes/lib/s3/client";
 import { EgressFlow } from "../support/flow";
-import { S3Inspector } from "../support/inspector";
-import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
+import { type S3Inspector, inspectedS3 } from "../support/inspector";
+import { CREDENTIALS, type LocalS3, TEST_BUCKET } from "../support/s3";
 
 const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
-const SECRETS = { [CREDENTIALS.accessKeyId]: CREDENTIALS.secretAccessKey };
 
 // s3rver checks no signature; the inspector in front of it verifies each one as S3 does.
 describe("SigV4 signatures, verified independently as S3 would", function () {
+  const context = inspectedS3();
   let s3: LocalS3;
   let inspector: S3Inspector;
-
-  before(async () => {
-    s3 = await LocalS3.start();
-    inspector = await S3Inspector.start(s3.endpoint, SECRETS);
-  });
-  after(async () => {
-    await inspector.stop();
-    await s3.stop();
-  });
-  afterEach(async () => {
-    await EgressFlow.unload();
-    await s3.clear();
-    inspector.clear();
-  });
+  before(() => ({ s3, inspector } = context));
 
   it("signs PutObject for keys with spaces, unicode and the characters S3 encodes, under a path prefix", async () => {
     const flow = await EgressFlow.load(inspector.endpoint, { path: "/plant 1/ünits+raw/" });

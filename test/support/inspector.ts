@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { EgressFlow } from "./flow";
+import { CREDENTIALS, LocalS3 } from "./s3";
 import { errorXml, headerLists, verifySigV4 } from "./sigv4";
 
 export interface RecordedRequest {
@@ -104,4 +106,35 @@ function answerWrite(request: RecordedRequest, body: Buffer, response: http.Serv
     response.writeHead(204);
     response.end();
   }
+}
+
+export interface InspectedS3 {
+  s3: LocalS3;
+  /** Verifies and records, then forwards to s3. */
+  inspector: S3Inspector;
+  /** Verifies, records and answers writes itself. */
+  recorder: S3Inspector;
+}
+
+/** Registers mocha hooks for an s3rver behind an inspector, plus a recorder; flows unloaded and all emptied after each test. */
+export function inspectedS3(): InspectedS3 {
+  const context = {} as InspectedS3;
+  const secrets = { [CREDENTIALS.accessKeyId]: CREDENTIALS.secretAccessKey };
+  before(async () => {
+    context.s3 = await LocalS3.start();
+    context.inspector = await S3Inspector.start(context.s3.endpoint, secrets);
+    context.recorder = await S3Inspector.start(undefined, secrets);
+  });
+  after(async () => {
+    await context.recorder.stop();
+    await context.inspector.stop();
+    await context.s3.stop();
+  });
+  afterEach(async () => {
+    await EgressFlow.unload();
+    await context.s3.clear();
+    context.inspector.clear();
+    context.recorder.clear();
+  });
+  return context;
 }
