@@ -11,6 +11,9 @@ type SinkConfigDef = NodeDef & {
   forcePathStyle: boolean;
 } & Partial<ObjectSettings>;
 
+/** How long the config node waits for its users to finish closing, inside Node-RED's 15 s close timeout. */
+const USERS_CLOSE_WAIT_MS = 14_500;
+
 export = function (RED: NodeAPI): void {
   function S3EgressConfigNode(this: SinkConfigNode, def: SinkConfigDef): void {
     RED.nodes.createNode(this, def);
@@ -65,9 +68,17 @@ export = function (RED: NodeAPI): void {
       credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: sessionToken || undefined } : undefined,
     });
     this.sink = sink;
+    // Nodes using the sink close at the same time as this one; they may still be finishing writes.
     this.on("close", (done: () => void) => {
-      sink.destroy();
-      done();
+      const giveUp = setTimeout(finish, USERS_CLOSE_WAIT_MS);
+      const check = setInterval(() => users.size === 0 && finish(), 50);
+      function finish(): void {
+        clearTimeout(giveUp);
+        clearInterval(check);
+        sink.destroy();
+        done();
+      }
+      if (users.size === 0) finish();
     });
   }
 

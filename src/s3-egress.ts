@@ -1,9 +1,13 @@
+import os from "node:os";
+import path from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
 import { MessageIdGenerator } from "./lib/core/ids";
 import { headersWithOverrides } from "./lib/core/object-options";
 import { FIELD_NAMES, type FieldName, type RawFields, type RouteInput, toBody, toFields } from "./lib/core/record";
 import { MessageRoute, type WriteOutcome } from "./lib/delivery/messages";
-import { Writer } from "./lib/delivery/writer";
+import { type Acceptance, Intake, type QueueFullPolicy } from "./lib/delivery/intake";
+import { Spool } from "./lib/delivery/spool";
+import { DEFAULT_BOUNDS, DEFAULT_RETRY, type DeliveryCounts, type QueueBounds, type RetryPolicy, Writer } from "./lib/delivery/writer";
 import type { SinkConfigNode } from "./lib/nodered/config-node";
 import { registerEditorApi } from "./lib/nodered/editor-api";
 import { FieldReader, type TypedValue } from "./lib/nodered/fields";
@@ -17,12 +21,20 @@ type EgressDef = NodeDef & {
   batchIdAutofill: "none" | "utc-date";
   messageIdAutofill: "none" | "auto";
   concurrency: number | string;
+  spool?: boolean | string;
+  queueFull?: string;
+  maxQueue?: number | string;
+  maxQueueMB?: number | string;
+  attempts?: number | string;
+  maxRetryDelay?: number | string;
+  neverOverwrite?: boolean | string;
 } & { [field in FieldName]: string } & { [field in `${FieldName}Type`]: string };
 
-type EgressMsg = NodeMessageInFlow & { contentType?: unknown; storageClass?: unknown; cacheControl?: unknown; s3?: WriteOutcome };
+type EgressMsg = Partial<NodeMessageInFlow> & { _msgid: string; contentType?: unknown; storageClass?: unknown; cacheControl?: unknown; s3?: WriteOutcome & { totals: DeliveryCounts } };
 
 /** How long a closing node waits for writes in flight, inside Node-RED's 15 s close timeout. */
 const CLOSE_WAIT_MS = 10_000;
+const CLOSE_WAIT_LIMIT_MS = 14_000;
 
 export = function (RED: NodeAPI): void {
   function S3EgressNode(this: Node, def: EgressDef): void {
@@ -56,35 +68,87 @@ export = function (RED: NodeAPI): void {
     const reader = new FieldReader(RED, node, typedFields);
     const ids = new MessageIdGenerator();
 
-    let written = 0;
+    const delivery = deliverySettings(def);
+    const spoolDirectory = delivery.spool ? spoolDirectoryOf(RED, node.id) : undefined;
+
     let lastError: string | undefined;
     let retrying: string | undefined;
     const status = new ThrottledStatus(node, (): NodeStatus => {
       const pending = writer.queued + writer.inFlight;
-      if (retrying && pending > 0) return { fill: "yellow", shape: "ring", text: RED._("s3-egress.status.retrying", { reason: retrying, pending }) };
-      if (pending > 0) return { fill: "blue", shape: "dot", text: RED._("s3-egress.status.writing", { pending }) };
+      const spooled = intake.spooled;
+      const counts = { pending, spooled, reason: retrying ?? "" };
+      const variant = spooled > 0 ? "-spooled" : "";
+      if (retrying && pending > 0) return { fill: "yellow", shape: "ring", text: RED._(`s3-egress.status.retrying${variant}`, counts) };
+      if (pending > 0 || spooled > 0) return { fill: "blue", shape: "dot", text: RED._(`s3-egress.status.writing${variant}`, counts) };
       if (lastError) return { fill: "red", shape: "ring", text: RED._("s3-egress.status.error", { code: lastError }) };
-      return { fill: "green", shape: "dot", text: RED._("s3-egress.status.ok", { count: written }) };
+      return { fill: "green", shape: "dot", text: RED._("s3-egress.status.ok", { count: writer.counts.written }) };
     });
-    const writer = new Writer(concurrency, undefined, {
+    const writer = new Writer(concurrency, delivery.retry, {
       onRetry: (error: S3Error) => {
         retrying = error.code;
         status.update();
       },
-      onChange: () => status.update(),
-    });
+      onChange: () => {
+        intake.drain();
+        status.update();
+      },
+    }, delivery.bounds);
     config.register(node, concurrency);
-    const route = new MessageRoute(sink, writer, def.path ?? "");
+    const route = new MessageRoute(sink, writer, def.path ?? "", delivery.neverOverwrite);
 
-    const accept = (raw: RawFields, msg: EgressMsg, arrival: number): Promise<WriteOutcome> => {
+    const succeeded = (msg: EgressMsg, outcome: WriteOutcome) => {
+      lastError = undefined;
+      retrying = undefined;
+      status.update();
+      msg.s3 = { ...outcome, totals: { ...writer.counts } };
+    };
+    const failed = (error: Error & { code?: string }) => {
+      if (error.name === "S3Error") {
+        lastError = error.code;
+        status.update();
+      }
+    };
+    const intake = new Intake(writer, (write) => route.put(write), delivery.queueFull, {
+      onLaterWritten: (write, outcome) => {
+        const msg: EgressMsg = { _msgid: write.msgid };
+        succeeded(msg, outcome);
+        node.send(msg);
+      },
+      onLaterFailed: (write, error) => {
+        failed(error);
+        node.error(error, { _msgid: write.msgid, s3: { bucket: sink.bucket, key: write.key } });
+      },
+      onUnreadable: (problem) => node.error(RED._("s3-egress.errors.spool-damaged", { problem }), { _msgid: RED.util.generateId() }),
+      onSpill: () => node.warn(RED._("s3-egress.warnings.spilling", { messages: delivery.bounds.maxMessages, bytes: delivery.bounds.maxBytes, directory: spoolDirectory ?? "" })),
+    }, spoolDirectory ? openSpool(spoolDirectory) : undefined);
+
+    /** Opens the spool, reporting damaged records (to the log and to Catch nodes) and what is resumed. */
+    function openSpool(directory: string): Promise<Spool> {
+      const opening = Spool.open(directory, (problem) =>
+        node.error(RED._("s3-egress.errors.spool-damaged", { problem: `${problem.file} at byte ${problem.offset}: ${problem.problem}` }), {
+          _msgid: RED.util.generateId(),
+          spool: problem,
+        }),
+      );
+      opening.then(
+        (spool) => {
+          if (spool.pending > 0) node.warn(RED._("s3-egress.warnings.resuming", { count: spool.pending, directory }));
+          status.update();
+        },
+        (error: Error) => node.error(RED._("s3-egress.errors.spool-unusable", { directory, reason: error.message })),
+      );
+      return opening;
+    }
+
+    const accept = (raw: RawFields, msg: EgressMsg, arrival: number): Promise<Acceptance> => {
       const fields = toFields(raw, { ...fieldOptions, sources: reader.sources }, { arrival, nextMessageId: () => ids.next() });
       const headers = headersWithOverrides(config.objectHeaders, msg);
-      return route.write(fields, toBody(msg.payload, msg.contentType || config.contentType), headers);
+      return intake.accept(route.prepare(fields, toBody(msg.payload, msg.contentType || config.contentType), headers, String(msg._msgid)));
     };
 
     node.on("input", (msg: EgressMsg, send: (msg: NodeMessage) => void, done: (error?: Error) => void) => {
       const arrival = Date.now();
-      let result: Promise<WriteOutcome>;
+      let result: Promise<Acceptance>;
       try {
         const raw = reader.read(msg);
         result = raw instanceof Promise ? raw.then((fields) => accept(fields, msg, arrival)) : accept(raw, msg, arrival);
@@ -92,29 +156,24 @@ export = function (RED: NodeAPI): void {
         result = Promise.reject(error);
       }
       result.then(
-        (outcome) => {
-          written++;
-          lastError = undefined;
-          retrying = undefined;
-          status.update();
-          msg.s3 = outcome;
-          send(msg);
+        (acceptance) => {
+          // Spooled: durable on disk; its write is reported when it happens (onLaterWritten/onLaterFailed).
+          if (acceptance.state === "written") {
+            succeeded(msg, acceptance.outcome);
+            send(msg);
+          }
           done();
         },
         (error: Error & { code?: string }) => {
-          if (error.name === "S3Error") {
-            lastError = error.code;
-            status.update();
-          }
+          failed(error);
           done(error);
         },
       );
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
-      const timeout = new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref());
-      Promise.race([writer.idle(), timeout]).then(() => {
-        writer.close();
+      intake.close(closeTimeout(RED)).then(() => {
+        if (intake.spooled > 0) node.warn(RED._("s3-egress.warnings.kept", { count: intake.spooled, directory: spoolDirectory ?? "" }));
         status.stop();
         config.unregister(node);
         done();
@@ -126,3 +185,48 @@ export = function (RED: NodeAPI): void {
   RED.nodes.registerType("s3-egress", S3EgressNode);
   registerEditorApi(RED);
 };
+
+interface DeliverySettings {
+  spool: boolean;
+  queueFull: QueueFullPolicy;
+  bounds: QueueBounds;
+  retry: RetryPolicy;
+  neverOverwrite: boolean;
+}
+
+/** The node's delivery properties, with defaults for what is missing or not a number. */
+function deliverySettings(def: EgressDef): DeliverySettings {
+  const spool = def.spool === true || def.spool === "true";
+  return {
+    spool,
+    // Spilling needs somewhere to spill to.
+    queueFull: spool && def.queueFull !== "reject" ? "spool" : "reject",
+    bounds: {
+      maxMessages: positive(def.maxQueue, DEFAULT_BOUNDS.maxMessages),
+      maxBytes: positive(def.maxQueueMB, DEFAULT_BOUNDS.maxBytes / 1024 / 1024) * 1024 * 1024,
+    },
+    retry: {
+      attempts: positive(def.attempts, DEFAULT_RETRY.attempts),
+      baseDelayMs: DEFAULT_RETRY.baseDelayMs,
+      maxDelayMs: positive(def.maxRetryDelay, DEFAULT_RETRY.maxDelayMs / 1000) * 1000,
+    },
+    neverOverwrite: def.neverOverwrite === true || def.neverOverwrite === "true",
+  };
+}
+
+function positive(value: number | string | undefined, fallback: number): number {
+  const number = Number(value);
+  return value !== "" && Number.isFinite(number) && number > 0 ? number : fallback;
+}
+
+/** `<userDir>/s3-egress-spool/<node id>`; the id made safe as a file name (subflow instances have dotted ids). */
+function spoolDirectoryOf(RED: NodeAPI, nodeId: string): string {
+  const userDir = (RED.settings as { userDir?: string }).userDir || path.join(os.homedir(), ".node-red");
+  return path.join(userDir, "s3-egress-spool", nodeId.replace(/[^A-Za-z0-9_-]/g, "_"));
+}
+
+/** `s3EgressCloseTimeout` in settings.js (ms), kept inside Node-RED's own 15 s. */
+function closeTimeout(RED: NodeAPI): number {
+  const configured = Number((RED.settings as { s3EgressCloseTimeout?: unknown }).s3EgressCloseTimeout);
+  return Number.isFinite(configured) && configured >= 0 ? Math.min(configured, CLOSE_WAIT_LIMIT_MS) : CLOSE_WAIT_MS;
+}

@@ -43,7 +43,11 @@ export class EgressFlow {
   private waiters = new Map<string, { resolve: (msg: Msg) => void; reject: (error: CaughtError) => void }>();
   private statusWaiters: { test: (status: NodeStatus) => boolean; resolve: (status: NodeStatus) => void }[] = [];
 
-  private constructor(readonly egress: Node) {
+  private constructor(
+    public egress: Node,
+    private readonly flow: Record<string, unknown>[],
+    private readonly credentials: Record<string, string>,
+  ) {
     helper.getNode("out").on("input", (msg: Msg) => {
       this.outputs.push(msg);
       this.settle(String(msg._msgid), (waiter) => waiter.resolve(msg));
@@ -78,7 +82,19 @@ export class EgressFlow {
       { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", wires: [["out"]], ...egressProps },
     ];
     await helper.load([configNode, egressNode], flow, { cfg: credentials });
-    return new EgressFlow(helper.getNode("egress"));
+    return new EgressFlow(helper.getNode("egress"), flow, credentials);
+  }
+
+  /** Redeploys the egress node alone ("modified nodes"), with its properties changed; the helper nodes stay. */
+  async redeploy(egressProps: Record<string, unknown>): Promise<void> {
+    const flow = this.flow.map((node) => (node.id === "egress" ? { ...node, ...egressProps } : node));
+    try {
+      await helper.setFlows(flow as Parameters<typeof helper.setFlows>[0], "nodes", { cfg: this.credentials });
+    } catch (error) {
+      // The helper waits for a "flows:started" event that the runtime may have sent already.
+      if (!/timeout waiting event/.test(String(error))) throw error;
+    }
+    this.egress = helper.getNode("egress");
   }
 
   static async unload(): Promise<void> {

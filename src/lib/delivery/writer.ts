@@ -10,6 +10,22 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 100, maxDelayMs: 20_000 };
 
+/** How much the writer holds in memory: writes queued and in flight. */
+export interface QueueBounds {
+  maxMessages: number;
+  maxBytes: number;
+}
+
+export const DEFAULT_BOUNDS: QueueBounds = { maxMessages: 10_000, maxBytes: 64 * 1024 * 1024 };
+
+/** Totals since the writer started. */
+export interface DeliveryCounts {
+  written: number;
+  /** Attempts that failed transiently and were run again. */
+  retried: number;
+  failed: number;
+}
+
 export interface WriterEvents {
   /** A write failed with a transient error and will run again after delayMs. */
   onRetry?(error: S3Error, attempt: number, delayMs: number): void;
@@ -17,8 +33,29 @@ export interface WriterEvents {
   onChange?(): void;
 }
 
+/** The writer holds as many msgs or bytes as its bounds allow; the msg was not accepted. */
+export class QueueFullError extends Error {
+  override readonly name = "QueueFullError";
+  readonly code = "QUEUE_FULL";
+  constructor(bounds: QueueBounds, held: { messages: number; bytes: number }) {
+    super(
+      `queue full: ${held.messages} msgs / ${held.bytes} bytes waiting (limits ${bounds.maxMessages} msgs / ${bounds.maxBytes} bytes); msg not accepted`,
+    );
+  }
+}
+
+/** The writer was closed (redeploy or shutdown) before this write could finish. */
+export class WriterClosedError extends Error {
+  override readonly name = "WriterClosedError";
+  readonly code = "CLOSED";
+  constructor(readonly lastError?: Error) {
+    super(`the node closed (redeploy or shutdown) before the write finished${lastError ? `; last attempt: ${lastError.message}` : ""}`);
+  }
+}
+
 interface Job {
   task: () => Promise<unknown>;
+  bytes: number;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -26,20 +63,24 @@ interface Job {
 /**
  * Runs S3 writes with at most `concurrency` in flight, in arrival order, retrying transient
  * failures with exponential backoff and full jitter. A write holds its slot while it backs off,
- * so a throttled endpoint sees less traffic, not more.
+ * so a throttled endpoint sees less traffic, not more. What it holds (queued and in flight) is
+ * bounded in msgs and bytes: `submit` refuses work beyond the bounds, `hasRoom` says beforehand.
  */
 export class Writer {
   private readonly queue: Job[] = [];
   private queueHead = 0;
   private running = 0;
+  private heldBytes = 0;
   private idleWaiters: (() => void)[] = [];
   private readonly backoffs = new Map<NodeJS.Timeout, () => void>();
   private closing = false;
+  readonly counts: DeliveryCounts = { written: 0, retried: 0, failed: 0 };
 
   constructor(
     private readonly concurrency: number,
     private readonly retry: RetryPolicy = DEFAULT_RETRY,
     private readonly events: WriterEvents = {},
+    private readonly bounds: QueueBounds = DEFAULT_BOUNDS,
     private readonly random: () => number = Math.random,
   ) {}
 
@@ -52,9 +93,22 @@ export class Writer {
     return this.running;
   }
 
-  submit<T>(task: () => Promise<T>): Promise<T> {
+  /** Whether a write of `bytes` fits the bounds now. An empty writer takes any one write, so a large msg is never refused forever. */
+  hasRoom(bytes: number): boolean {
+    const held = this.queued + this.running;
+    if (held === 0) return true;
+    return held < this.bounds.maxMessages && this.heldBytes + bytes <= this.bounds.maxBytes;
+  }
+
+  /** Queues a write of `bytes`; rejects with QueueFullError when it does not fit, WriterClosedError once closed. */
+  submit<T>(task: () => Promise<T>, bytes = 0): Promise<T> {
+    if (this.closing) return Promise.reject(new WriterClosedError());
+    if (!this.hasRoom(bytes)) {
+      return Promise.reject(new QueueFullError(this.bounds, { messages: this.queued + this.running, bytes: this.heldBytes }));
+    }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ task, resolve: resolve as (value: unknown) => void, reject });
+      this.heldBytes += bytes;
+      this.queue.push({ task, bytes, resolve: resolve as (value: unknown) => void, reject });
       this.pump();
       this.events.onChange?.();
     });
@@ -66,8 +120,29 @@ export class Writer {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Stops the writer: queued writes and writes backing off fail at once with WriterClosedError;
+   * writes in flight end with their current attempt (await `idle()` for them).
+   */
+  close(): void {
+    this.closing = true;
+    const abandoned = this.queue.slice(this.queueHead);
+    this.queue.length = 0;
+    this.queueHead = 0;
+    for (const job of abandoned) {
+      this.heldBytes -= job.bytes;
+      job.reject(new WriterClosedError());
+    }
+    for (const [timer, wake] of this.backoffs) {
+      clearTimeout(timer);
+      wake();
+    }
+    this.backoffs.clear();
+    this.settleIdle();
+  }
+
   private pump(): void {
-    while (this.running < this.concurrency && this.queueHead < this.queue.length) {
+    while (!this.closing && this.running < this.concurrency && this.queueHead < this.queue.length) {
       const job = this.queue[this.queueHead];
       this.queue[this.queueHead++] = undefined as unknown as Job;
       if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
@@ -77,46 +152,48 @@ export class Writer {
       this.running++;
       this.run(job).finally(() => {
         this.running--;
+        this.heldBytes -= job.bytes;
         this.pump();
         this.events.onChange?.();
-        if (this.running === 0 && this.queued === 0) {
-          const waiters = this.idleWaiters;
-          this.idleWaiters = [];
-          for (const wake of waiters) wake();
-        }
+        this.settleIdle();
       });
     }
+  }
+
+  private settleIdle(): void {
+    if (this.running !== 0 || this.queued !== 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   private async run(job: Job): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        job.resolve(await job.task());
+        const result = await job.task();
+        this.counts.written++;
+        job.resolve(result);
         return;
       } catch (error) {
-        if (!(error instanceof S3Error) || !error.retryable || attempt >= this.retry.attempts || this.closing) {
+        if (this.closing && error instanceof S3Error && error.retryable) {
+          job.reject(new WriterClosedError(error));
+          return;
+        }
+        if (!(error instanceof S3Error) || !error.retryable || attempt >= this.retry.attempts) {
+          this.counts.failed++;
           job.reject(error);
           return;
         }
+        this.counts.retried++;
         const delay = this.backoff(attempt);
         this.events.onRetry?.(error, attempt, delay);
         await this.sleep(delay);
         if (this.closing) {
-          job.reject(error);
+          job.reject(new WriterClosedError(error));
           return;
         }
       }
     }
-  }
-
-  /** Stops retrying: writes backing off fail at once with their last error; writes in flight end with their current attempt. */
-  close(): void {
-    this.closing = true;
-    for (const [timer, wake] of this.backoffs) {
-      clearTimeout(timer);
-      wake();
-    }
-    this.backoffs.clear();
   }
 
   /** Full jitter: a random delay up to the exponential bound. */

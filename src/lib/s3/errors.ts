@@ -10,6 +10,9 @@ const TRANSIENT_CODES = new Set([
   "IncompleteBody",
   "BadDigest",
   "XAmzContentSHA256Mismatch",
+  "IncompleteMessage",
+  // A conditional write raced another one for the same key: S3 asks to retry.
+  "ConditionalRequestConflict",
   "InternalError",
   "ServiceUnavailable",
 ]);

@@ -1,0 +1,277 @@
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { crc32 } from "node:zlib";
+
+/** One write as the spool keeps it: everything needed to repeat it after a restart. */
+export interface SpooledWrite {
+  /** The _msgid of the msg it came from, so a later failure can name it. */
+  msgid: string;
+  key: string;
+  contentType: string;
+  /** User metadata, names without the x-amz-meta- prefix. */
+  metadata: Record<string, string>;
+  /** Further object headers (storage class, encryption, …). */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Where one record lives on disk; the handle to release it once it is written. */
+export interface SpoolEntry {
+  readonly segment: Segment;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Damage found while reading the spool: one record (or a run of bytes) skipped. */
+export interface SpoolProblem {
+  file: string;
+  offset: number;
+  problem: string;
+}
+
+interface Segment {
+  readonly file: string;
+  /** Records not yet released; the file is deleted when this drops to 0. */
+  outstanding: number;
+}
+
+/*
+ * Record layout: MAGIC (4) | payload length (u32 BE) | CRC-32 of the payload (u32 BE) | payload,
+ * payload = JSON length (u32 BE) | JSON of the write without body | body bytes.
+ * Every record carries its own magic, so a damaged record is skipped by looking for the next one.
+ */
+const MAGIC = Buffer.from("S3SR");
+const HEADER_BYTES = 12;
+/** Records arriving while a segment is being made durable go into the next one, up to this size. */
+const SEGMENT_BYTES = 8 * 1024 * 1024;
+const SEGMENT_SUFFIX = ".seg";
+const TEMP_SUFFIX = ".tmp";
+
+export function encodeRecord(write: SpooledWrite): Buffer {
+  const { body, ...rest } = write;
+  const json = Buffer.from(JSON.stringify(rest), "utf8");
+  const payload = Buffer.allocUnsafe(4 + json.length + body.length);
+  payload.writeUInt32BE(json.length, 0);
+  json.copy(payload, 4);
+  body.copy(payload, 4 + json.length);
+  const header = Buffer.allocUnsafe(HEADER_BYTES);
+  MAGIC.copy(header, 0);
+  header.writeUInt32BE(payload.length, 4);
+  header.writeUInt32BE(crc32(payload), 8);
+  return Buffer.concat([header, payload]);
+}
+
+/** The write in one record (header included), or why it cannot be read. */
+export function decodeRecord(record: Buffer): SpooledWrite | string {
+  if (record.length < HEADER_BYTES || !record.subarray(0, 4).equals(MAGIC)) return "no record marker";
+  const length = record.readUInt32BE(4);
+  if (HEADER_BYTES + length > record.length) return `truncated: ${length} bytes announced, ${record.length - HEADER_BYTES} present`;
+  const payload = record.subarray(HEADER_BYTES, HEADER_BYTES + length);
+  if (crc32(payload) !== record.readUInt32BE(8)) return "checksum mismatch";
+  try {
+    const jsonLength = payload.readUInt32BE(0);
+    const fields = JSON.parse(payload.subarray(4, 4 + jsonLength).toString("utf8")) as Omit<SpooledWrite, "body">;
+    if (typeof fields.key !== "string" || typeof fields.contentType !== "string") return "record without key or content type";
+    return { ...fields, body: Buffer.from(payload.subarray(4 + jsonLength)) };
+  } catch (error) {
+    return `unreadable record: ${(error as Error).message}`;
+  }
+}
+
+/** The records of one segment file that pass their checksum, and what was skipped. */
+export function scanSegment(data: Buffer): { records: { offset: number; length: number }[]; problems: { offset: number; problem: string }[] } {
+  const records: { offset: number; length: number }[] = [];
+  const problems: { offset: number; problem: string }[] = [];
+  let offset = 0;
+  while (offset < data.length) {
+    const length = data.length - offset >= HEADER_BYTES ? HEADER_BYTES + data.readUInt32BE(offset + 4) : data.length - offset;
+    const decoded = decodeRecord(data.subarray(offset, offset + length));
+    if (typeof decoded !== "string") {
+      records.push({ offset, length });
+      offset += length;
+      continue;
+    }
+    // The length may be the damaged part: resume at the next record marker, not after `length`.
+    const next = data.indexOf(MAGIC, offset + 1);
+    const end = next === -1 ? data.length : next;
+    problems.push({ offset, problem: `${decoded}; ${end - offset} bytes skipped` });
+    offset = end;
+  }
+  return { records, problems };
+}
+
+/**
+ * A durable, append-only spool of writes in one directory. Records arriving together are made
+ * durable together (group commit): written to a new segment file, fsynced, renamed into place
+ * and the directory fsynced, so a segment file is either complete or absent after a crash. A
+ * segment is deleted once every record in it has been released. Records can be kept in memory
+ * by their caller or deferred: left on disk and read back when there is room to write them.
+ */
+export class Spool {
+  private nextSequence = 1;
+  private pendingRecords = 0;
+  private readonly deferredEntries: SpoolEntry[] = [];
+  private deferredHead = 0;
+  private waiting: { record: Buffer; resolve: (entry: SpoolEntry) => void; reject: (error: Error) => void }[] = [];
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(readonly directory: string) {}
+
+  /**
+   * Opens (creating) the spool in `directory` and defers every record found there, oldest first.
+   * Damaged records are reported through `onProblem` and skipped; a damaged file is copied to
+   * `damaged/` for inspection.
+   */
+  static async open(directory: string, onProblem: (problem: SpoolProblem) => void): Promise<Spool> {
+    const spool = new Spool(directory);
+    await fs.mkdir(directory, { recursive: true });
+    const names = (await fs.readdir(directory)).sort();
+    for (const name of names) {
+      const file = path.join(directory, name);
+      // A temporary file is a segment whose writer crashed before it was durable: nothing in it was accepted.
+      if (name.endsWith(TEMP_SUFFIX)) await fs.rm(file, { force: true });
+      if (!name.endsWith(SEGMENT_SUFFIX)) continue;
+      spool.nextSequence = Math.max(spool.nextSequence, Number.parseInt(name, 10) + 1 || 1);
+      const data = await fs.readFile(file);
+      const { records, problems } = scanSegment(data);
+      for (const problem of problems) onProblem({ file, offset: problem.offset, problem: problem.problem });
+      if (problems.length > 0) {
+        await fs.mkdir(path.join(directory, "damaged"), { recursive: true });
+        await fs.copyFile(file, path.join(directory, "damaged", name));
+      }
+      if (records.length === 0) {
+        await fs.rm(file, { force: true });
+        continue;
+      }
+      const segment: Segment = { file, outstanding: records.length };
+      for (const record of records) spool.deferredEntries.push({ segment, ...record });
+      spool.pendingRecords += records.length;
+    }
+    return spool;
+  }
+
+  /** Records on disk not yet released. */
+  get pending(): number {
+    return this.pendingRecords;
+  }
+
+  /** Records left on disk to be read back by `takeDeferred`. */
+  get deferred(): number {
+    return this.deferredEntries.length - this.deferredHead;
+  }
+
+  /** Resolves once the write is durable on disk. */
+  append(write: SpooledWrite): Promise<SpoolEntry> {
+    if (this.closed) return Promise.reject(new Error("the spool is closed"));
+    const record = encodeRecord(write);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ record, resolve, reject });
+      this.flushing ??= this.flush();
+    });
+  }
+
+  /** Leaves a durable record on disk only, to be read back later in arrival order. */
+  defer(entry: SpoolEntry): void {
+    this.deferredEntries.push(entry);
+  }
+
+  /** Puts an entry just taken back at the head, when there was no room to write it after all. */
+  returnDeferred(entry: SpoolEntry): void {
+    if (this.deferredHead > 0) this.deferredEntries[--this.deferredHead] = entry;
+    else this.deferredEntries.unshift(entry);
+  }
+
+  /** The next deferred entry's size, or undefined when none is deferred. */
+  peekDeferredBytes(): number | undefined {
+    return this.deferred > 0 ? this.deferredEntries[this.deferredHead].length : undefined;
+  }
+
+  /** Reads the oldest deferred record back. A record that no longer reads is reported as a problem string and released. */
+  async takeDeferred(): Promise<{ entry: SpoolEntry; write: SpooledWrite | string } | undefined> {
+    if (this.deferred === 0) return undefined;
+    const entry = this.deferredEntries[this.deferredHead];
+    this.deferredEntries[this.deferredHead++] = undefined as unknown as SpoolEntry;
+    if (this.deferredHead > 1024 && this.deferredHead * 2 > this.deferredEntries.length) {
+      this.deferredEntries.splice(0, this.deferredHead);
+      this.deferredHead = 0;
+    }
+    let write: SpooledWrite | string;
+    try {
+      const handle = await fs.open(entry.segment.file, "r");
+      try {
+        const buffer = Buffer.allocUnsafe(entry.length);
+        const { bytesRead } = await handle.read(buffer, 0, entry.length, entry.offset);
+        write = decodeRecord(buffer.subarray(0, bytesRead));
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      write = `cannot be read: ${(error as Error).message}`;
+    }
+    return { entry, write };
+  }
+
+  /** The record is written (or failed for good): its segment goes once all its records have. */
+  release(entry: SpoolEntry): void {
+    if (this.closed) return;
+    this.pendingRecords--;
+    if (--entry.segment.outstanding === 0) void fs.rm(entry.segment.file, { force: true });
+  }
+
+  /**
+   * Stops changing the directory: appends under way finish, later releases leave files alone, so
+   * every record not yet released stays on disk for the next start.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.flushing) await this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.waiting.length > 0) {
+        let bytes = 0;
+        let count = 0;
+        while (count < this.waiting.length && (count === 0 || bytes + this.waiting[count].record.length <= SEGMENT_BYTES)) {
+          bytes += this.waiting[count++].record.length;
+        }
+        const batch = this.waiting.splice(0, count);
+        const segment: Segment = { file: path.join(this.directory, `${String(this.nextSequence++).padStart(12, "0")}${SEGMENT_SUFFIX}`), outstanding: count };
+        try {
+          await writeDurably(segment.file, batch.map((item) => item.record));
+        } catch (error) {
+          for (const item of batch) item.reject(error as Error);
+          continue;
+        }
+        this.pendingRecords += count;
+        let offset = 0;
+        for (const item of batch) {
+          item.resolve({ segment, offset, length: item.record.length });
+          offset += item.record.length;
+        }
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+}
+
+/** Writes a file so that after a crash it is either complete or absent: temporary file, fsync, rename, directory fsync. */
+async function writeDurably(file: string, chunks: Buffer[]): Promise<void> {
+  const temporary = file.slice(0, -SEGMENT_SUFFIX.length) + TEMP_SUFFIX;
+  const handle = await fs.open(temporary, "w");
+  try {
+    await handle.writeFile(Buffer.concat(chunks));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temporary, file);
+  const directory = await fs.open(path.dirname(file), "r");
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}

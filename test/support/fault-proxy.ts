@@ -1,0 +1,234 @@
+import http from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+
+/** What the proxy does with a request a rule matches. */
+export type FaultAction =
+  /** Answer with an S3 error document, without forwarding. */
+  | { kind: "error"; status: number; code: string }
+  /** Destroy the connection after the first bytes of the body, without forwarding. */
+  | { kind: "reset-before" }
+  /** Forward (the object is written), then destroy the connection instead of answering. */
+  | { kind: "reset-after" }
+  /** Forward after a delay. */
+  | { kind: "latency"; ms: number }
+  /** Answer with bytes that are not HTTP. */
+  | { kind: "garbage" }
+  /** Answer 200 without an ETag, without forwarding. */
+  | { kind: "no-etag" };
+
+export interface FaultRule {
+  action: FaultAction;
+  /** Only requests for keys starting with this (the key, without bucket). */
+  keyPrefix?: string;
+  /** Only the nth matching requests, counted from 1: e.g. every other one. */
+  every?: number;
+  /** How many requests the rule applies to; unlimited when absent. */
+  times?: number;
+}
+
+export interface SeenRequest {
+  method: string;
+  key: string;
+  headers: http.IncomingHttpHeaders;
+  /** What the proxy did: "forwarded", an action kind, or "conditional-412". */
+  outcome: string;
+}
+
+/** Requests the proxy serves before it refuses everything, so a runaway loop ends by itself. */
+const MAX_REQUESTS = 50_000;
+/** Lifetime after which the proxy closes itself, whatever the test does. */
+const MAX_LIFETIME_MS = 180_000;
+
+/**
+ * An HTTP proxy on a free loopback port in front of s3rver, with scriptable faults. It also
+ * emulates `If-None-Match: *` on PutObject (s3rver ignores it) when `conditionalWrites` is on,
+ * by asking s3rver whether the key exists first.
+ */
+export class FaultProxy {
+  readonly seen: SeenRequest[] = [];
+  conditionalWrites = false;
+  /** Most connections open at once, to check the socket pool bound. */
+  peakConnections = 0;
+  private rules: (FaultRule & { matched: number; applied: number })[] = [];
+  private readonly sockets = new Set<Socket>();
+  private readonly lifetime: NodeJS.Timeout;
+  private port = 0;
+
+  private constructor(
+    private readonly server: http.Server,
+    private readonly upstream: URL,
+  ) {
+    server.on("request", (request, response) => this.handle(request, response));
+    server.on("connection", (socket) => {
+      this.sockets.add(socket);
+      this.peakConnections = Math.max(this.peakConnections, this.sockets.size);
+      socket.on("close", () => this.sockets.delete(socket));
+    });
+    this.lifetime = setTimeout(() => void this.stop(), MAX_LIFETIME_MS);
+    this.lifetime.unref();
+  }
+
+  static async start(upstream: string): Promise<FaultProxy> {
+    const proxy = new FaultProxy(http.createServer({ keepAliveTimeout: 5_000 }), new URL(upstream));
+    await proxy.listen(0);
+    return proxy;
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Replaces the fault script; rules are tried in order, the first that applies wins. */
+  script(rules: FaultRule[]): void {
+    this.rules = rules.map((rule) => ({ ...rule, matched: 0, applied: 0 }));
+  }
+
+  /** Clears the script, the log of requests and the emulation. */
+  reset(): void {
+    this.rules = [];
+    this.seen.length = 0;
+    this.conditionalWrites = false;
+    this.peakConnections = this.sockets.size;
+  }
+
+  /** Requests seen for keys starting with `prefix`. */
+  requestsFor(prefix: string): SeenRequest[] {
+    return this.seen.filter((request) => request.key.startsWith(prefix));
+  }
+
+  /** Goes down (connections refused, open ones cut) for `ms`, then comes back on the same port. */
+  async outage(ms: number): Promise<void> {
+    await this.close();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    await this.listen(this.port);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.lifetime);
+    if (this.server.listening) await this.close();
+  }
+
+  private listen(port: number): Promise<void> {
+    return new Promise((resolve) =>
+      this.server.listen(port, "127.0.0.1", () => {
+        this.port = (this.server.address() as AddressInfo).port;
+        resolve();
+      }),
+    );
+  }
+
+  private close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    return closed;
+  }
+
+  private handle(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const url = new URL(request.url ?? "/", "http://proxy");
+    const key = decodeURIComponent(url.pathname.split("/").slice(2).join("/"));
+    const record = (outcome: string) => this.seen.push({ method: request.method ?? "", key, headers: request.headers, outcome });
+    if (this.seen.length >= MAX_REQUESTS) {
+      record("refused");
+      response.writeHead(503).end();
+      return;
+    }
+    const action = this.pick(key);
+    switch (action?.kind) {
+      case "error":
+        record(`${action.status} ${action.code}`);
+        request.resume();
+        request.on("end", () => {
+          response.writeHead(action.status, { "content-type": "application/xml" });
+          response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${action.code}</Code><Message>injected by the fault proxy</Message></Error>`);
+        });
+        return;
+      case "reset-before":
+        record("reset-before");
+        request.once("data", () => request.socket.destroy());
+        request.once("end", () => request.socket.destroy());
+        return;
+      case "garbage":
+        record("garbage");
+        request.resume();
+        request.on("end", () => request.socket.end("NOT HTTP AT ALL\r\n\r\n"));
+        return;
+      case "no-etag":
+        record("no-etag");
+        request.resume();
+        request.on("end", () => response.writeHead(200, { "content-length": "0" }).end());
+        return;
+      case "latency":
+        record(`latency ${action.ms}`);
+        setTimeout(() => this.forward(request, response, url, false), action.ms);
+        return;
+      case "reset-after":
+        record("reset-after");
+        this.forward(request, response, url, true);
+        return;
+      default:
+        this.forwardConditionally(request, response, url, key, record);
+    }
+  }
+
+  private pick(key: string): FaultAction | undefined {
+    for (const rule of this.rules) {
+      if (rule.keyPrefix !== undefined && !key.startsWith(rule.keyPrefix)) continue;
+      if (rule.times !== undefined && rule.applied >= rule.times) continue;
+      rule.matched++;
+      if (rule.every !== undefined && rule.matched % rule.every !== 0) continue;
+      rule.applied++;
+      return rule.action;
+    }
+    return undefined;
+  }
+
+  private forwardConditionally(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    url: URL,
+    key: string,
+    record: (outcome: string) => void,
+  ): void {
+    if (!(this.conditionalWrites && request.method === "PUT" && request.headers["if-none-match"] === "*")) {
+      record("forwarded");
+      this.forward(request, response, url, false);
+      return;
+    }
+    request.pause();
+    const head = http.request({ ...this.target(url), method: "HEAD", headers: { host: request.headers.host } }, (answer) => {
+      answer.resume();
+      if (answer.statusCode === 200) {
+        record("conditional-412");
+        request.resume();
+        request.on("end", () => {
+          response.writeHead(412, { "content-type": "application/xml" });
+          response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Key>${key}</Key></Error>`);
+        });
+      } else {
+        record("forwarded");
+        this.forward(request, response, url, false);
+      }
+    });
+    head.on("error", () => request.socket.destroy());
+    head.end();
+  }
+
+  private target(url: URL): http.RequestOptions {
+    return { hostname: this.upstream.hostname, port: this.upstream.port, path: url.pathname + url.search };
+  }
+
+  /** Passes the request to s3rver and its answer back, or cuts the connection once s3rver answered. */
+  private forward(request: http.IncomingMessage, response: http.ServerResponse, url: URL, cutAnswer: boolean): void {
+    const upstream = http.request({ ...this.target(url), method: request.method, headers: request.headers }, (answer) => {
+      if (cutAnswer) {
+        answer.resume();
+        answer.on("end", () => request.socket.destroy());
+        return;
+      }
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    });
+    upstream.on("error", () => request.socket.destroy());
+    request.pipe(upstream);
+  }
+}
