@@ -1,5 +1,6 @@
 import helper from "node-red-node-test-helper";
 import type { Node, NodeMessage, NodeStatus } from "node-red";
+import { NODE_RED_RUNTIME } from "./runtime";
 import { CREDENTIALS, TEST_BUCKET } from "./s3";
 
 import { readFileSync } from "node:fs";
@@ -26,7 +27,7 @@ function withCatalog(type: string): (RED: NodeAPI) => void {
 const configNode = withCatalog("s3-egress-config");
 const egressNode = withCatalog("s3-egress");
 
-helper.init(require.resolve("node-red"));
+helper.init(NODE_RED_RUNTIME);
 
 export type Msg = NodeMessage & Record<string, unknown>;
 
