@@ -4,11 +4,10 @@
 "use strict";
 
 const fs = require("node:fs");
-const http = require("node:http");
 const path = require("node:path");
-const express = require("express");
 const RED = require("node-red");
 const S3rver = require("s3rver");
+const { startNodeRed } = require("./node-red-server");
 
 const ROOT = path.join(__dirname, "..");
 const DATA = path.join(ROOT, ".data");
@@ -28,22 +27,7 @@ async function main() {
   process.env.AWS_SECRET_ACCESS_KEY = "S3RVER";
 
   const userDir = prepareUserDir();
-  const app = express();
-  const server = http.createServer(app);
-  RED.init(server, {
-    userDir,
-    uiHost: "127.0.0.1",
-    httpAdminRoot: "/",
-    httpNodeRoot: "/api",
-    credentialSecret: false,
-    flowFile: "flows.json",
-    logging: { console: { level: "info" } },
-    editorTheme: { tours: false },
-  });
-  app.use("/", RED.httpAdmin);
-  app.use("/api", RED.httpNode);
-  await new Promise((resolve, reject) => server.once("error", reject).listen(EDITOR_PORT, "127.0.0.1", resolve));
-  await RED.start();
+  const red = await startNodeRed(RED, { userDir, port: EDITOR_PORT });
 
   console.log("");
   console.log(`  Node-RED editor:  http://127.0.0.1:${EDITOR_PORT}/`);
@@ -53,8 +37,7 @@ async function main() {
   console.log("");
 
   const stop = async () => {
-    await RED.stop();
-    server.close();
+    await red.stop();
     await s3.close();
     process.exit(0);
   };

@@ -1,41 +1,26 @@
-// A Node-RED runtime on 127.0.0.1 and a free port for one user directory, run as its own process
+// A Node-RED runtime (NODE_RED_RUNTIME) for one user directory, run as its own process
 // (`node node-red-process.js <userDir>`) so it shares nothing with the test helper's runtime.
-// Prints `listening <port>` once started; stops on SIGTERM.
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import express from "express";
+// Prints `listening <port>` once started on 127.0.0.1 and a free port; stops on SIGTERM.
+import path from "node:path";
 import { NODE_RED_RUNTIME } from "./runtime";
 
-interface EmbeddedRed {
-  init(server: http.Server, settings: Record<string, unknown>): void;
-  start(): Promise<void>;
+interface RunningNodeRed {
+  port: number;
   stop(): Promise<void>;
-  httpAdmin: express.Express;
 }
+const { startNodeRed } = require(path.join(__dirname, "..", "..", "scripts", "node-red-server.js")) as {
+  startNodeRed(RED: unknown, options: { userDir: string; port: number; logLevel?: string }): Promise<RunningNodeRed>;
+};
 
-async function main(userDir: string): Promise<void> {
-  const RED = require(NODE_RED_RUNTIME) as EmbeddedRed;
-  const app = express();
-  const server = http.createServer(app);
-  RED.init(server, {
-    userDir,
-    uiHost: "127.0.0.1",
-    httpAdminRoot: "/",
-    credentialSecret: false,
-    flowFile: "flows.json",
-    logging: { console: { level: "warn" } },
-    editorTheme: { tours: false },
-  });
-  app.use("/", RED.httpAdmin);
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
-  await RED.start();
-  process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`);
-  process.once("SIGTERM", () => {
-    RED.stop().finally(() => process.exit(0));
-  });
-}
-
-main(process.argv[2]).catch((error) => {
-  process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
-  process.exit(1);
-});
+startNodeRed(require(NODE_RED_RUNTIME), { userDir: process.argv[2], port: 0, logLevel: "warn" }).then(
+  (red) => {
+    process.stdout.write(`listening ${red.port}\n`);
+    process.once("SIGTERM", () => {
+      red.stop().finally(() => process.exit(0));
+    });
+  },
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  },
+);
