@@ -4,6 +4,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus
 import { MessageIdGenerator } from "./lib/core/ids";
 import { headersWithOverrides } from "./lib/core/object-options";
 import { FIELD_NAMES, type FieldName, type RawFields, type RouteInput, toBody, toFields } from "./lib/core/record";
+import { BatchRoute, batchSettings } from "./lib/delivery/batches";
 import { MessageRoute, type WriteOutcome } from "./lib/delivery/messages";
 import { type Acceptance, Intake, type QueueFullPolicy } from "./lib/delivery/intake";
 import { Spool } from "./lib/delivery/spool";
@@ -11,7 +12,7 @@ import { DEFAULT_BOUNDS, DEFAULT_RETRY, type DeliveryCounts, type QueueBounds, t
 import type { SinkConfigNode } from "./lib/nodered/config-node";
 import { registerEditorApi } from "./lib/nodered/editor-api";
 import { FieldReader, type TypedValue } from "./lib/nodered/fields";
-import { ThrottledStatus } from "./lib/nodered/status";
+import { ThrottledStatus, formatBytes } from "./lib/nodered/status";
 import type { S3Error } from "./lib/s3/errors";
 
 type EgressDef = NodeDef & {
@@ -28,9 +29,15 @@ type EgressDef = NodeDef & {
   attempts?: number | string;
   maxRetryDelay?: number | string;
   neverOverwrite?: boolean | string;
+  /** Batch Completions only. */
+  concatenation?: string;
+  idleTimeout?: number | string;
+  compression?: string;
 } & { [field in FieldName]: string } & { [field in `${FieldName}Type`]: string };
 
-type EgressMsg = Partial<NodeMessageInFlow> & { _msgid: string; contentType?: unknown; storageClass?: unknown; cacheControl?: unknown; s3?: WriteOutcome & { totals: DeliveryCounts } };
+type Send = (msg: NodeMessage) => void;
+type Done = (error?: Error) => void;
+type EgressMsg = Partial<NodeMessageInFlow> & { _msgid: string; contentType?: unknown; complete?: unknown; storageClass?: unknown; cacheControl?: unknown; s3?: WriteOutcome & { totals: DeliveryCounts } };
 
 /** How long a closing node waits for writes in flight, inside Node-RED's 15 s close timeout. */
 const CLOSE_WAIT_MS = 10_000;
@@ -73,7 +80,7 @@ export = function (RED: NodeAPI): void {
 
     let lastError: string | undefined;
     let retrying: string | undefined;
-    const status = new ThrottledStatus(node, (): NodeStatus => {
+    const writeStatus = (): NodeStatus & { text: string } => {
       const pending = writer.queued + writer.inFlight;
       const spooled = intake.spooled;
       const counts = { pending, spooled, reason: retrying ?? "" };
@@ -82,6 +89,12 @@ export = function (RED: NodeAPI): void {
       if (pending > 0 || spooled > 0) return { fill: "blue", shape: "dot", text: RED._(`s3-egress.status.writing${variant}`, counts) };
       if (lastError) return { fill: "red", shape: "ring", text: RED._("s3-egress.status.error", { code: lastError }) };
       return { fill: "green", shape: "dot", text: RED._("s3-egress.status.ok", { count: writer.counts.written }) };
+    };
+    const status = new ThrottledStatus(node, (): NodeStatus => {
+      const shown = writeStatus();
+      if (!batches) return shown;
+      const figures = { open: batches.openCount, buffered: formatBytes(batches.bufferedBytes) };
+      return { ...shown, text: RED._("s3-egress.status.with-batches", { status: shown.text, ...figures }) };
     });
     const writer = new Writer(concurrency, delivery.retry, {
       onRetry: (error: S3Error) => {
@@ -140,14 +153,63 @@ export = function (RED: NodeAPI): void {
       return opening;
     }
 
+    // Batches completed without a msg to carry them (new batch id, idle timeout, close) are reported by a msg of their own.
+    const batches =
+      input === "batches"
+        ? new BatchRoute(sink, writer, { ...batchSettings(def), objectHeaders: config.objectHeaders }, {
+            completed: (outcome, trigger) => {
+              const msg: EgressMsg = { _msgid: RED.util.generateId(), topic: outcome.key, completedBy: trigger };
+              succeeded(msg, outcome);
+              node.send(msg);
+            },
+            failed: (error, key, trigger) => {
+              failed(error);
+              node.error(error, { _msgid: RED.util.generateId(), topic: key, completedBy: trigger, s3: { bucket: sink.bucket, key } });
+            },
+          })
+        : undefined;
+
+    /** Batches: a msg that joins a batch is done once its data is held; the msg that completes it carries the batch's result or error. */
+    const joinBatch = (route: BatchRoute, raw: RawFields, msg: EgressMsg, arrival: number, send: Send, done: Done): void => {
+      const fields = toFields(raw, { ...fieldOptions, sources: reader.sources }, { arrival, nextMessageId: () => ids.next() });
+      const admission = route.accept(fields, msg.payload, msg.contentType || config.contentType, msg.complete === true, arrival);
+      status.update();
+      if ("held" in admission) done();
+      else if ("ready" in admission) admission.ready.then(() => done());
+      else {
+        admission.completed.then(
+          (outcome) => {
+            succeeded(msg, outcome);
+            send(msg);
+            done();
+          },
+          (error: Error) => {
+            failed(error);
+            done(error);
+          },
+        );
+      }
+    };
+
     const accept = (raw: RawFields, msg: EgressMsg, arrival: number): Promise<Acceptance> => {
       const fields = toFields(raw, { ...fieldOptions, sources: reader.sources }, { arrival, nextMessageId: () => ids.next() });
       const headers = headersWithOverrides(config.objectHeaders, msg);
       return intake.accept(route.prepare(fields, toBody(msg.payload, msg.contentType || config.contentType), headers, String(msg._msgid)));
     };
 
-    node.on("input", (msg: EgressMsg, send: (msg: NodeMessage) => void, done: (error?: Error) => void) => {
+    node.on("input", (msg: EgressMsg, send: Send, done: Done) => {
       const arrival = Date.now();
+      if (batches) {
+        try {
+          const raw = reader.read(msg);
+          if (raw instanceof Promise) raw.then((fields) => joinBatch(batches, fields, msg, arrival, send, done)).catch(done);
+          else joinBatch(batches, raw, msg, arrival, send, done);
+        } catch (error) {
+          failed(error as Error);
+          done(error as Error);
+        }
+        return;
+      }
       let result: Promise<Acceptance>;
       try {
         const raw = reader.read(msg);
@@ -172,7 +234,13 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
-      intake.close(closeTimeout(RED)).then(() => {
+      // Open batches are completed (never dropped or truncated), with a warning: they are not spooled yet.
+      const open = batches?.openCount ?? 0;
+      if (open > 0) node.warn(RED._("s3-egress.warnings.batches-flushed-on-close", { count: open }));
+      const limit = closeTimeout(RED);
+      const started = Date.now();
+      const flushed = batches ? Promise.race([batches.close(), new Promise((resolve) => setTimeout(resolve, limit).unref())]) : Promise.resolve();
+      flushed.then(() => intake.close(Math.max(0, limit - (Date.now() - started)))).then(() => {
         if (intake.spooled > 0) node.warn(RED._("s3-egress.warnings.kept", { count: intake.spooled, directory: spoolDirectory ?? "" }));
         status.stop();
         config.unregister(node);

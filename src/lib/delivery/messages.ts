@@ -2,6 +2,7 @@ import type { Body, RecordFields } from "../core/record";
 import { objectAddress } from "../core/keys";
 import type { S3Sink } from "../s3/client";
 import { S3Error } from "../s3/errors";
+import { DEFAULT_PART_SIZE, StreamingUpload } from "./multipart";
 import type { SpooledWrite } from "./spool";
 import type { Writer } from "./writer";
 
@@ -20,7 +21,7 @@ export interface WriteOutcome {
   alreadyWritten?: boolean;
 }
 
-/** The Messages route: every msg becomes one object. */
+/** The Messages route: every msg becomes one object; a payload over one part is sent as a multipart upload. */
 export class MessageRoute {
   constructor(
     private readonly sink: S3Sink,
@@ -28,6 +29,7 @@ export class MessageRoute {
     private readonly path: string,
     /** Send `If-None-Match: *`, so an existing object is never replaced; a 412 then means "already written". */
     private readonly neverOverwrite = false,
+    private readonly partSize = DEFAULT_PART_SIZE,
   ) {}
 
   /** Derives key and metadata, throwing InputError when they are invalid, before anything is queued or spooled; `headers` are the object headers. */
@@ -38,6 +40,7 @@ export class MessageRoute {
 
   /** Queues the write of one prepared object. */
   put(write: SpooledWrite): Promise<WriteOutcome> {
+    if (write.body.length > this.partSize) return this.putInParts(write);
     const headers = this.neverOverwrite ? { ...write.headers, "if-none-match": "*" } : write.headers;
     const options = { contentType: write.contentType, metadata: write.metadata, headers };
     let attempts = 0;
@@ -55,5 +58,16 @@ export class MessageRoute {
       }
       return outcome;
     }, write.body.length);
+  }
+
+  /** Each part goes through the writer on its own (bound, retries); a failed upload is aborted. */
+  private async putInParts(write: SpooledWrite): Promise<WriteOutcome> {
+    const options = { contentType: write.contentType, metadata: write.metadata, headers: write.headers };
+    const upload = new StreamingUpload(this.sink, this.writer, write.key, options, this.partSize);
+    upload.write(write.body);
+    const result = await upload.finish();
+    const outcome: WriteOutcome = { bucket: this.sink.bucket, key: write.key, etag: result.etag, bytes: result.bytes };
+    if (result.versionId) outcome.versionId = result.versionId;
+    return outcome;
   }
 }

@@ -1,0 +1,74 @@
+import { createGzip, type Gzip } from "node:zlib";
+import type { ObjectWriter, UploadResult } from "./multipart";
+
+/** Raw bytes gathered before each hand-over to zlib: every write to zlib is a trip to the thread pool. */
+const STAGE_SIZE = 64 * 1024;
+
+/**
+ * Compresses an object while it is written: raw bytes go through one gzip stream, whose output
+ * goes on to the upload, so neither the raw nor the compressed object is ever held whole.
+ */
+export class GzipWriter implements ObjectWriter {
+  private readonly gzip: Gzip = createGzip();
+  private readonly ended: Promise<void>;
+  private stage = Buffer.allocUnsafe(STAGE_SIZE);
+  private staged = 0;
+
+  constructor(private readonly upload: ObjectWriter) {
+    this.gzip.on("data", (compressed: Buffer) => upload.write(compressed));
+    this.ended = new Promise((resolve, reject) => {
+      this.gzip.once("end", resolve);
+      this.gzip.once("error", reject);
+    });
+  }
+
+  get buffered(): number {
+    return this.staged + this.gzip.writableLength + this.upload.buffered;
+  }
+
+  get backlogged(): boolean {
+    return this.gzip.writableNeedDrain || this.upload.backlogged;
+  }
+
+  async drained(): Promise<void> {
+    if (this.gzip.writableNeedDrain) await new Promise((resolve) => this.gzip.once("drain", resolve));
+    await this.upload.drained();
+  }
+
+  get failed(): Error | undefined {
+    return this.upload.failed;
+  }
+
+  write(bytes: Buffer): void {
+    if (this.staged + bytes.length > STAGE_SIZE) this.handOver();
+    if (bytes.length >= STAGE_SIZE) {
+      this.gzip.write(bytes);
+      return;
+    }
+    bytes.copy(this.stage, this.staged);
+    this.staged += bytes.length;
+  }
+
+  writeText(text: string): void {
+    if (text.length * 3 > STAGE_SIZE - this.staged) {
+      this.write(Buffer.from(text, "utf8"));
+      return;
+    }
+    this.staged += this.stage.write(text, this.staged, "utf8");
+  }
+
+  async finish(): Promise<UploadResult> {
+    this.handOver();
+    this.gzip.end();
+    await this.ended;
+    return this.upload.finish();
+  }
+
+  /** Gives the staged bytes to zlib, which keeps the buffer until it has compressed it. */
+  private handOver(): void {
+    if (this.staged === 0) return;
+    this.gzip.write(this.stage.subarray(0, this.staged));
+    this.stage = Buffer.allocUnsafe(STAGE_SIZE);
+    this.staged = 0;
+  }
+}
