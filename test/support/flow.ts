@@ -42,6 +42,9 @@ export class EgressFlow {
   readonly errors: CaughtError[] = [];
   readonly statuses: NodeStatus[] = [];
   private waiters = new Map<string, { resolve: (msg: Msg) => void; reject: (error: CaughtError) => void }>();
+  private doneWaiters = new Map<string, { resolve: (msg: Msg) => void; reject: (error: CaughtError) => void }>();
+  private outputWaiters: { test: (msg: Msg) => boolean; resolve: (msg: Msg) => void }[] = [];
+  private errorWaiters: { test: (error: CaughtError) => boolean; resolve: (error: CaughtError) => void }[] = [];
   private statusWaiters: { test: (status: NodeStatus) => boolean; resolve: (status: NodeStatus) => void }[] = [];
 
   private constructor(
@@ -52,11 +55,21 @@ export class EgressFlow {
     helper.getNode("out").on("input", (msg: Msg) => {
       this.outputs.push(msg);
       this.settle(String(msg._msgid), (waiter) => waiter.resolve(msg));
+      this.outputWaiters = this.outputWaiters.filter((waiter) => !(waiter.test(msg) && (waiter.resolve(msg), true)));
+    });
+    helper.getNode("completed").on("input", (msg: Msg) => {
+      const waiter = this.doneWaiters.get(String(msg._msgid));
+      this.doneWaiters.delete(String(msg._msgid));
+      waiter?.resolve(msg);
     });
     helper.getNode("caught").on("input", (msg: Msg) => {
       const error = { message: String((msg.error as { message?: string }).message), msg };
       this.errors.push(error);
       this.settle(String(msg._msgid), (waiter) => waiter.reject(error));
+      const doneWaiter = this.doneWaiters.get(String(msg._msgid));
+      this.doneWaiters.delete(String(msg._msgid));
+      doneWaiter?.reject(error);
+      this.errorWaiters = this.errorWaiters.filter((waiter) => !(waiter.test(error) && (waiter.resolve(error), true)));
     });
     helper.getNode("statuses").on("input", (msg: Msg) => {
       const status = msg.status as NodeStatus;
@@ -79,6 +92,8 @@ export class EgressFlow {
       { id: "caught", type: "helper", z: "tab" },
       { id: "status-watch", type: "status", z: "tab", scope: ["egress"], wires: [["statuses"]] },
       { id: "statuses", type: "helper", z: "tab" },
+      { id: "complete-watch", type: "complete", z: "tab", scope: ["egress"], uncaught: false, wires: [["completed"]] },
+      { id: "completed", type: "helper", z: "tab" },
       { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint, forcePathStyle: true, ...configProps },
       { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", wires: [["out"]], ...egressProps },
     ];
@@ -109,6 +124,42 @@ export class EgressFlow {
       this.waiters.set(id, { resolve, reject });
       this.egress.receive({ ...msg, _msgid: id });
     });
+  }
+
+  /**
+   * Sends a msg and resolves once the node called done() for it without an error (a Complete
+   * node saw it), or rejects with what the Catch node got: for msgs that only join a batch.
+   */
+  join(msg: Record<string, unknown>): Promise<Msg> {
+    const id = (msg._msgid as string) ?? `m${Math.random().toString(36).slice(2)}`;
+    return new Promise((resolve, reject) => {
+      this.doneWaiters.set(id, { resolve, reject });
+      this.egress.receive({ ...msg, _msgid: id });
+    });
+  }
+
+  /**
+   * Forgets the calls the test helper recorded: it spies on every node's send() and on the log
+   * (whose spy keeps each call's stack, and through it each msg), which a test that pushes
+   * hundreds of MiB through must drop.
+   */
+  forgetRecordedCalls(): void {
+    (this.egress.send as unknown as { resetHistory(): void }).resetHistory();
+    helper.log().resetHistory();
+  }
+
+  /** Resolves with the first output msg, already sent or still to come, that passes `test`. */
+  output(test: (msg: Msg) => boolean): Promise<Msg> {
+    const seen = this.outputs.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.outputWaiters.push({ test, resolve }));
+  }
+
+  /** Resolves with the first error, already caught or still to come, that passes `test`. */
+  caught(test: (error: CaughtError) => boolean): Promise<CaughtError> {
+    const seen = this.errors.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.errorWaiters.push({ test, resolve }));
   }
 
   /** Sends a msg that must fail, and resolves with the error. */
