@@ -67,8 +67,10 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
       const stored = await s3.get(key);
       assert.equal(stored.body.toString(), expected[index].join(""));
       assert.equal(stored.contentType, "text/plain; charset=utf-8");
-      assert.deepEqual(results[index], { bucket: "test-bucket", key, etag: results[index].etag, bytes: stored.body.length, messages: 5 });
-      assert.match(results[index].etag, /^"[0-9a-f]{32}"$/);
+      const { bucket, etag, bytes, messages } = results[index];
+      assert.deepEqual({ bucket, key: results[index].key, bytes, messages }, { bucket: "test-bucket", key, bytes: stored.body.length, messages: 5 });
+      assert.equal((results[index] as BatchResult & { totals: { written: number } }).totals.written, index + 1, "one write per batch");
+      assert.match(etag, /^"[0-9a-f]{32}"$/);
     }
     assert.deepEqual((await s3.get(keys[0])).metadata, {
       "stream-group-name": "group-a",
@@ -197,6 +199,7 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
       assert.ok(stored.body.equals(Buffer.concat(chunks)), "byte-identical");
       assert.equal(resultOf(output).bytes, 20 * MiB);
       assert.equal(resultOf(output).messages, 20);
+      assert.equal((output.s3 as { totals: { written: number } }).totals.written, 1, "the upload's requests count as one object written");
       assert.deepEqual(
         proxy.seen("PUT", "partNumber").map((request) => request.query.get("partNumber")),
         ["1", "2", "3"],

@@ -156,7 +156,7 @@ export class StreamingUpload implements ObjectWriter {
       } catch {
         return; // never created: nothing to abort
       }
-      await this.writer.submit(() => this.sink.abortMultipartUpload(this.key, uploadId));
+      await this.writer.submit(() => this.sink.abortMultipartUpload(this.key, uploadId), 0, false);
     })();
     return this.aborted;
   }
@@ -199,12 +199,12 @@ export class StreamingUpload implements ObjectWriter {
       return;
     }
     this.written += body.length;
-    this.created ??= this.writer.submit(() => this.sink.createMultipartUpload(this.key, this.options));
+    this.created ??= this.writer.submit(() => this.sink.createMultipartUpload(this.key, this.options), 0, false);
     this.waitingBytes += body.length;
     const sent: Promise<void> = this.created
       .then((uploadId) => {
         this.state.uploadId = uploadId;
-        return this.writer.submit(() => this.sink.uploadPart(this.key, uploadId, partNumber, body));
+        return this.writer.submit(() => this.sink.uploadPart(this.key, uploadId, partNumber, body), 0, false);
       })
       .then(
         (etag) => {

@@ -56,6 +56,7 @@ export class WriterClosedError extends Error {
 interface Job {
   task: () => Promise<unknown>;
   bytes: number;
+  countsAsWritten: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -100,15 +101,19 @@ export class Writer {
     return held < this.bounds.maxMessages && this.heldBytes + bytes <= this.bounds.maxBytes;
   }
 
-  /** Queues a write of `bytes`; rejects with QueueFullError when it does not fit, WriterClosedError once closed. */
-  submit<T>(task: () => Promise<T>, bytes = 0): Promise<T> {
+  /**
+   * Queues a write of `bytes`; rejects with QueueFullError when it does not fit, WriterClosedError once closed.
+   * `countsAsWritten: false` keeps a request that stores no object by itself (a multipart upload's
+   * create, parts, abort) out of `counts.written`.
+   */
+  submit<T>(task: () => Promise<T>, bytes = 0, countsAsWritten = true): Promise<T> {
     if (this.closing) return Promise.reject(new WriterClosedError());
     if (!this.hasRoom(bytes)) {
       return Promise.reject(new QueueFullError(this.bounds, { messages: this.queued + this.running, bytes: this.heldBytes }));
     }
     return new Promise<T>((resolve, reject) => {
       this.heldBytes += bytes;
-      this.queue.push({ task, bytes, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({ task, bytes, countsAsWritten, resolve: resolve as (value: unknown) => void, reject });
       this.pump();
       this.events.onChange?.();
     });
@@ -171,7 +176,7 @@ export class Writer {
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await job.task();
-        this.counts.written++;
+        if (job.countsAsWritten) this.counts.written++;
         job.resolve(result);
         return;
       } catch (error) {
