@@ -3,7 +3,8 @@ import { createHash } from "node:crypto";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { MiB, patternBytes } from "../support/bytes";
 import { EgressFlow } from "../support/flow";
-import { LocalS3, TEST_BUCKET } from "../support/s3";
+import { inspectedS3 } from "../support/inspector";
+import { TEST_BUCKET } from "../support/s3";
 
 const robot = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "big" };
 const KEY = "batches/group-a/telemetry/robot-125/big";
@@ -12,17 +13,10 @@ const BATCH_MIB = 200;
 const RSS_BOUND_MIB = 96;
 
 describe("s3-egress, Batch Completions route, memory", function () {
-  let s3: LocalS3;
-
-  before(async () => {
-    s3 = await LocalS3.start();
-  });
-  after(async () => {
-    await EgressFlow.unload();
-    await s3.stop();
-  });
+  const context = inspectedS3();
 
   it(`streams a ${BATCH_MIB} MiB batch in parts with the process's RSS bounded, and stores it byte-identical`, async () => {
+    const { s3 } = context;
     const flow = await EgressFlow.load(s3.endpoint, { input: "batches" });
     const sent = createHash("sha256");
     let baseline = 0;

@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
 import { MiB, patternBytes as chunk } from "../support/bytes";
 import { EgressFlow, type Msg } from "../support/flow";
-import { RecordingProxy } from "../support/proxy";
-import { LocalS3 } from "../support/s3";
+import { inspectedS3 } from "../support/inspector";
 
 const WORKSPACE = "69f09b3f-ec0d-4b9e-a5ec-87150b935296";
 const robot = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
@@ -23,21 +22,11 @@ function resultOf(msg: Msg): BatchResult {
 
 
 describe("s3-egress, Batch Completions route, against s3rver", function () {
-  let s3: LocalS3;
+  const context = inspectedS3();
   let flow: EgressFlow;
 
-  before(async () => {
-    s3 = await LocalS3.start();
-  });
-  after(async () => {
-    await s3.stop();
-  });
-  afterEach(async () => {
-    await EgressFlow.unload();
-    await s3.clear();
-  });
-
   it("keeps interleaved devices and streams apart, in arrival order, and writes each batch once with the batch metadata", async () => {
+    const { s3 } = context;
     flow = await EgressFlow.load(s3.endpoint, { input: "batches", path: "plant-1" });
     const devices: (typeof robot & { batchSliceId?: string; workspaceId?: string })[] = [
       { ...robot, deviceId: "robot-1", batchSliceId: "logs", workspaceId: WORKSPACE.toUpperCase() },
@@ -86,6 +75,7 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
 
   describe("concatenation", () => {
     it("plain: payloads back to back, whatever their type", async () => {
+      const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "plain" });
       await flow.join({ ...robot, payload: Buffer.from([0, 1, 2]) });
       await flow.join({ ...robot, payload: "žluť" });
@@ -99,6 +89,8 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
     });
 
     it("newline: one \\n between messages; JSON objects make NDJSON", async () => {
+
+      const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline" });
       await flow.join({ ...robot, payload: { t: 1 } });
       await flow.join({ ...robot, payload: { t: 2 } });
@@ -109,6 +101,8 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
     });
 
     it("newline with msg.contentType on the first message", async () => {
+
+      const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline" });
       await flow.join({ ...robot, payload: "a,b", contentType: "text/csv" });
       await flow.join({ ...robot, payload: "1,2", contentType: "text/ignored" });
@@ -119,6 +113,8 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
     });
 
     it("none: an empty object with the batch metadata", async () => {
+
+      const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "none" });
       await flow.join({ ...robot, payload: Buffer.alloc(MiB) });
       await flow.join({ ...robot, payload: "x" });
@@ -134,6 +130,7 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
 
   describe("completion triggers", () => {
     it("msg.complete without a payload completes the batch without adding to it", async () => {
+      const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches" });
       await flow.join({ ...robot, payload: "only" });
       const output = await flow.write({ ...robot, complete: true });
@@ -142,6 +139,8 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
     });
 
     it("a new batch id for the same stream and device completes the open batch, reported by a msg of its own", async () => {
+
+      const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches" });
       await flow.join({ ...robot, batchId: "b1", payload: "1a" });
       await flow.join({ ...robot, deviceId: "robot-2", batchId: "b1", payload: "other device" });
@@ -159,6 +158,8 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
     });
 
     it("the idle timeout completes a batch that gets no message", async () => {
+
+      const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", idleTimeout: 0.2 });
       await flow.join({ ...robot, payload: "a" });
       await flow.join({ ...robot, payload: "b" });
@@ -168,6 +169,8 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
     });
 
     it("on close (redeploy, shutdown) open batches are completed with a warning, not dropped", async () => {
+
+      const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline" });
       await flow.join({ ...robot, payload: "a" });
       await flow.join({ ...robot, deviceId: "robot-2", payload: "b" });
@@ -187,33 +190,30 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
   });
 
   it("streams a batch larger than a part as a multipart upload, byte-identical, showing open batches and bytes held", async () => {
-    const proxy = await RecordingProxy.start(s3.endpoint);
-    try {
-      flow = await EgressFlow.load(proxy.endpoint, { input: "batches" });
-      const chunks = Array.from({ length: 20 }, (_, index) => chunk(index, MiB));
-      for (const payload of chunks.slice(0, 19)) await flow.join({ ...robot, payload });
-      assert.equal(proxy.seen("POST", "uploads").length, 1, "the upload starts while the batch is open");
-      await flow.status((status) => /· 1 open, \d+\.\d MiB$/.test(String(status.text)));
-      const output = await flow.write({ ...robot, payload: chunks[19], complete: true });
-      const stored = await s3.get(ROBOT_KEY);
-      assert.ok(stored.body.equals(Buffer.concat(chunks)), "byte-identical");
-      assert.equal(resultOf(output).bytes, 20 * MiB);
-      assert.equal(resultOf(output).messages, 20);
-      assert.equal((output.s3 as { totals: { written: number } }).totals.written, 1, "the upload's requests count as one object written");
-      assert.deepEqual(
-        proxy.seen("PUT", "partNumber").map((request) => request.query.get("partNumber")),
-        ["1", "2", "3"],
-        "8 MiB parts and the rest",
-      );
-      assert.equal(proxy.seen("POST", "uploadId").length, 1, "one CompleteMultipartUpload");
-      assert.equal(stored.metadata["batch-id"], "2023-12-19");
-      assert.equal(stored.metadata["message-id"], undefined);
-    } finally {
-      await proxy.stop();
-    }
+    const { s3, inspector } = context;
+    flow = await EgressFlow.load(inspector.endpoint, { input: "batches" });
+    const chunks = Array.from({ length: 20 }, (_, index) => chunk(index, MiB));
+    for (const payload of chunks.slice(0, 19)) await flow.join({ ...robot, payload });
+    assert.equal(inspector.matching("POST", "uploads").length, 1, "the upload starts while the batch is open");
+    await flow.status((status) => /· 1 open, \d+\.\d MiB$/.test(String(status.text)));
+    const output = await flow.write({ ...robot, payload: chunks[19], complete: true });
+    const stored = await s3.get(ROBOT_KEY);
+    assert.ok(stored.body.equals(Buffer.concat(chunks)), "byte-identical");
+    assert.equal(resultOf(output).bytes, 20 * MiB);
+    assert.equal(resultOf(output).messages, 20);
+    assert.equal((output.s3 as { totals: { written: number } }).totals.written, 1, "the upload's requests count as one object written");
+    assert.deepEqual(
+      inspector.matching("PUT", "partNumber").map((request) => new URLSearchParams(request.url.split("?")[1]).get("partNumber")).sort(),
+      ["1", "2", "3"],
+      "8 MiB parts and the rest",
+    );
+    assert.equal(inspector.matching("POST", "uploadId").length, 1, "one CompleteMultipartUpload");
+    assert.equal(stored.metadata["batch-id"], "2023-12-19");
+    assert.equal(stored.metadata["message-id"], undefined);
   });
 
   it("gzip: stores the batch compressed under the same key with Content-Encoding: gzip", async () => {
+    const { s3 } = context;
     flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline", compression: "gzip" });
     const lines: string[] = [];
     for (let i = 0; i < 2000; i++) {
@@ -242,6 +242,7 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
     ];
     for (const [name, change, pattern] of cases) {
       it(name, async () => {
+        const { s3 } = context;
         flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline" });
         await flow.join({ ...robot, payload: "first" });
         const error = await flow.fail({ ...robot, payload: "bad", ...change });

@@ -20,8 +20,17 @@ export interface RecordedRequest {
  * signature as S3 does, answering S3's error for a bad one instead of forwarding it. Without an
  * upstream it answers writes itself, for values s3rver refuses (such as newer storage classes).
  */
+/** An answer the inspector gives itself instead of forwarding: an S3 error when `code` is set, else an empty success. */
+export interface StubAnswer {
+  status: number;
+  code?: string;
+  message?: string;
+}
+
 export class S3Inspector {
   readonly requests: RecordedRequest[] = [];
+  /** Picks requests (verified ones) to answer without forwarding: to force failures, or to stand in for AbortMultipartUpload, which s3rver lacks. */
+  stub: (request: RecordedRequest) => StubAnswer | undefined = () => undefined;
 
   private constructor(
     private readonly server: http.Server,
@@ -45,6 +54,12 @@ export class S3Inspector {
           record.refused = verdict.code;
           response.writeHead(verdict.status, { "content-type": "application/xml" });
           response.end(errorXml(verdict.code, verdict.message));
+          return;
+        }
+        const stubbed = inspector!.stub(record);
+        if (stubbed) {
+          response.writeHead(stubbed.status, { "content-type": "application/xml" });
+          response.end(stubbed.code ? errorXml(stubbed.code, stubbed.message ?? "") : "");
           return;
         }
         if (!target) {
@@ -81,6 +96,7 @@ export class S3Inspector {
 
   clear(): void {
     this.requests.length = 0;
+    this.stub = () => undefined;
   }
 
   async stop(): Promise<void> {
