@@ -62,7 +62,7 @@ describe("package hygiene (the offline checks of node-red-dev validate)", () => 
     assert.ok(!semver.satisfies("18.20.0", pkg.engines.node), "Node.js 18, past its end of life, is not claimed");
   });
 
-  it("N01: registers each node type with a plain string literal and an inline category, as listed in package.json", () => {
+  it("node definitions (parsed before N01/N02): registers each node type with a plain string literal and an inline category, as listed in package.json", () => {
     const registered: string[] = [];
     for (const type of NODE_TYPES) {
       const html = readFileSync(path.join(ROOT, pkg["node-red"].nodes[type].replace(/\.js$/, ".html")), "utf8");
