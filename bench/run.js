@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+// `npm run bench`: starts local endpoints on loopback, runs every measurement in a fresh process
+// (so memory figures never mix) and prints one comparison table with the targets met or not.
+// Sized to finish in about 5 minutes on 2 cores: each messages figure is 1 s of warm-up and then
+// 4 s of measuring at the node's default concurrency; the burst is 100,000 msgs.
+"use strict";
+
+const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+const readline = require("node:readline");
+
+const CONCURRENCY = 16;
+const WARMUP_MS = 1000;
+const MEASURE_MS = 4000;
+const BURST_MSGS = 100_000;
+const PAYLOADS = [256, 64 * 1024];
+const ENDPOINTS = [
+  { name: "local 0 ms", args: ["plain", "0"], delayMs: 0 },
+  { name: "local 25 ms", args: ["plain", "25"], delayMs: 25 },
+  { name: "s3rver", args: ["s3rver"], delayMs: undefined },
+];
+const CONTENDERS = ["node", "raw", "peer"];
+const MIB = 1024 * 1024;
+const CHILD_ENV = { ...process.env, NODE_NO_WARNINGS: "1" };
+
+/** Starts an endpoint process; resolves with its port and a stop function. */
+function startEndpoint(args) {
+  const child = spawn(process.execPath, [path.join(__dirname, "endpoint.js"), ...args], { env: CHILD_ENV, stdio: ["pipe", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code) => reject(new Error(`endpoint ${args.join(" ")} exited with ${code}`)));
+    readline.createInterface({ input: child.stdout }).once("line", (line) => {
+      resolve({
+        port: JSON.parse(line).port,
+        stop: () => new Promise((done) => (child.removeAllListeners("exit"), child.once("exit", done), child.stdin.end())),
+      });
+    });
+  });
+}
+
+/** Runs one measurement script in a fresh process; resolves with the JSON it prints. */
+function measure(script, options) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, script), JSON.stringify(options)], { env: CHILD_ENV, stdio: ["ignore", "pipe", "inherit"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.once("exit", (code) => {
+      const line = output.trim().split("\n").pop();
+      if (code === 0 && line) resolve(JSON.parse(line));
+      else reject(new Error(`${script} ${JSON.stringify(options)} exited with ${code}`));
+    });
+  });
+}
+
+function runBatchBench() {
+  const script = path.join(__dirname, "batches.js");
+  if (!fs.existsSync(script)) return Promise.resolve(undefined);
+  const code = `require(${JSON.stringify(script)}).runBatchBench({}).then((r) => { process.stdout.write(JSON.stringify(r) + "\\n"); process.exit(0); }, (e) => { console.error(e); process.exit(1); })`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["-e", code], { cwd: path.join(__dirname, ".."), env: CHILD_ENV, stdio: ["ignore", "pipe", "inherit"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.once("exit", (exitCode) => (exitCode === 0 ? resolve(JSON.parse(output.trim().split("\n").pop())) : reject(new Error(`batches bench exited with ${exitCode}`))));
+  });
+}
+
+const fixed = (value, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : "-");
+const mib = (bytes) => fixed(bytes / MIB);
+const bytesLabel = (bytes) => (bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`);
+const verdict = (met) => (met ? "met" : "NOT met");
+
+function table(header, rows) {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => String(row[column]).length)));
+  const line = (cells) => "| " + cells.map((cell, column) => String(cell).padEnd(widths[column])).join(" | ") + " |";
+  return [line(header), "|" + widths.map((width) => "-".repeat(width + 2)).join("|") + "|", ...rows.map(line)].join("\n");
+}
+
+async function main() {
+  const started = Date.now();
+  const log = (text) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${text}\n`);
+  const messageRows = [];
+  const targets = [];
+
+  for (const endpoint of ENDPOINTS) {
+    const server = await startEndpoint(endpoint.args);
+    try {
+      for (const payloadBytes of PAYLOADS) {
+        const figures = {};
+        for (const contender of CONTENDERS) {
+          log(`${contender}, ${bytesLabel(payloadBytes)}, ${endpoint.name}`);
+          figures[contender] = await measure("messages.js", {
+            contender,
+            endpoint: endpoint.args[0],
+            port: server.port,
+            payloadBytes,
+            concurrency: CONCURRENCY,
+            warmupMs: WARMUP_MS,
+            measureMs: MEASURE_MS,
+          });
+          if (figures[contender].errors) log(`  ${figures[contender].errors} errors, first: ${figures[contender].firstError}`);
+        }
+        const toRaw = figures.node.msgsPerSec / figures.raw.msgsPerSec;
+        const toPeer = figures.node.msgsPerSec / figures.peer.msgsPerSec;
+        const row = `${bytesLabel(payloadBytes)}, ${endpoint.name}`;
+        messageRows.push({ row, figures, toRaw, toPeer });
+        targets.push([`node/raw >= 1.0 (${row})`, fixed(toRaw, 2), verdict(toRaw >= 1)]);
+        if (endpoint.delayMs === 25) targets.push([`node/peer >= 1.0 (${row})`, fixed(toPeer, 2), verdict(toPeer >= 1)]);
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+
+  log(`burst of ${BURST_MSGS} msgs`);
+  const burstServer = await startEndpoint(["plain", "0"]);
+  let burst;
+  try {
+    burst = await measure("burst.js", { port: burstServer.port, msgs: BURST_MSGS, concurrency: CONCURRENCY });
+  } finally {
+    await burstServer.stop();
+  }
+  const burstMet = burst.finished === burst.msgs && burst.errors === 0 && burst.peakRss <= 400 * MIB;
+  targets.push([`${BURST_MSGS} msg burst drains, peak RSS <= 400 MiB`, `${mib(burst.peakRss)} MiB, ${fixed(burst.drainMs / 1000, 1)} s`, verdict(burstMet)]);
+
+  log("batches");
+  let batches;
+  try {
+    batches = await runBatchBench();
+  } catch (error) {
+    log(String(error.message));
+  }
+  if (batches) {
+    targets.push(["batch ingest >= 100,000 msgs/s (256 B, plain)", fixed(batches.ingestMsgsPerSec), verdict(batches.ingestMsgsPerSec >= 100_000)]);
+    targets.push(["RSS rise <= 64 MiB while a 1 GiB batch streams", `${fixed(batches.rssRiseMiB, 1)} MiB`, verdict(batches.rssRiseMiB <= 64)]);
+  } else {
+    targets.push(["batch ingest >= 100,000 msgs/s (256 B, plain)", "not measured (batches not on main)", "-"]);
+    targets.push(["RSS rise <= 64 MiB while a 1 GiB batch streams", "not measured (batches not on main)", "-"]);
+  }
+
+  const out = [];
+  out.push(`Messages: ${CONCURRENCY} writes in flight, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s measured per figure, each in a fresh process.`);
+  out.push("node = s3-egress in Node-RED 4; raw = @aws-sdk/client-s3 PutObjectCommand loop, default S3Client; peer = node-red-node-aws 0.1.8 \"amazon s3 out\" (aws-sdk v2) in Node-RED 4.");
+  out.push("");
+  out.push(
+    table(
+      ["payload, endpoint", "node msgs/s", "raw msgs/s", "peer msgs/s", "node p50/p99 ms", "raw p50/p99 ms", "peer p50/p99 ms", "node/raw/peer peak RSS MiB", "node/raw", "node/peer"],
+      messageRows.map(({ row, figures: { node, raw, peer }, toRaw, toPeer }) => [
+        row,
+        fixed(node.msgsPerSec),
+        fixed(raw.msgsPerSec),
+        fixed(peer.msgsPerSec),
+        `${fixed(node.p50Ms, 1)} / ${fixed(node.p99Ms, 1)}`,
+        `${fixed(raw.p50Ms, 1)} / ${fixed(raw.p99Ms, 1)}`,
+        `${fixed(peer.p50Ms, 1)} / ${fixed(peer.p99Ms, 1)}`,
+        `${mib(node.peakRss)} / ${mib(raw.peakRss)} / ${mib(peer.peakRss)}`,
+        fixed(toRaw, 2),
+        fixed(toPeer, 2),
+      ]),
+    ),
+  );
+  out.push("");
+  out.push(
+    table(
+      ["batches", "value"],
+      batches
+        ? [
+            ["ingest into open batches (256 B msgs, plain)", `${fixed(batches.ingestMsgsPerSec)} msgs/s`],
+            ["RSS rise while a 1 GiB batch streams", `${fixed(batches.rssRiseMiB, 1)} MiB`],
+            ["object bytes", String(batches.objectBytes)],
+            ["requests per batch", String(batches.requestsPerBatch)],
+          ]
+        : [["ingest, RSS rise, requests per batch", "not measured (batches not on main)"]],
+    ),
+  );
+  out.push("");
+  out.push(
+    table(
+      ["burst", "value"],
+      [
+        ["msgs delivered at once (256 B each)", `${burst.msgs} (${burst.finished} out, ${burst.errors} errors)`],
+        ["time to deliver / to drain", `${fixed(burst.deliverMs / 1000, 1)} s / ${fixed(burst.drainMs / 1000, 1)} s`],
+        ["RSS before / peak", `${mib(burst.baseRss)} MiB / ${mib(burst.peakRss)} MiB`],
+      ],
+    ),
+  );
+  out.push("");
+  out.push(table(["target", "measured", "status"], targets));
+  out.push("");
+  out.push(`Whole bench: ${fixed((Date.now() - started) / 1000)} s.`);
+  process.stdout.write(out.join("\n") + "\n");
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
