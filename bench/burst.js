@@ -1,31 +1,38 @@
 "use strict";
 // The burst measurement, run by bench/run.js in a fresh process:
 //   node bench/burst.js '{"port":N,"msgs":100000,"payloadBytes":256}'
-// Delivers all msgs to the s3-egress node at once (one synchronous loop, each msg with its own
-// payload) and waits until every one has come out; prints peak RSS and the time to drain.
+// An upstream node sends all msgs at once (one synchronous loop of node.send, each msg with its
+// own payload, as a function node would); waits until every msg has come out of the s3-egress
+// node or its Catch node; prints peak RSS and the time to drain.
 
 const { performance } = require("node:perf_hooks");
 const { startRuntime } = require("./runtime");
 
 async function main() {
-  const options = { msgs: 100_000, payloadBytes: 256, concurrency: 16, ...JSON.parse(process.argv[2]) };
+  // The node's defaults unless `egress` says otherwise: queue bounds, refusal when full, concurrency.
+  const options = { msgs: 100_000, payloadBytes: 256, egress: {}, ...JSON.parse(process.argv[2]) };
   const flow = [
     { id: "tab", type: "tab", label: "bench" },
+    { id: "source", type: "comment", z: "tab", wires: [["egress"]] },
     { id: "cfg", type: "s3-egress-config", bucket: "bench", region: "us-east-1", endpoint: `http://127.0.0.1:${options.port}`, forcePathStyle: true },
-    { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", concurrency: options.concurrency, wires: [["sink"]] },
+    { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", ...options.egress, wires: [["sink"]] },
     { id: "failures", type: "catch", z: "tab", scope: ["egress"], uncaught: false, wires: [["sink"]] },
     { id: "sink", type: "comment", z: "tab" },
   ];
   const runtime = await startRuntime(flow, { cfg: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } });
-  const egress = runtime.node("egress");
+  const source = runtime.node("source");
   const baseRss = process.memoryUsage().rss;
   let finished = 0;
+  let written = 0;
+  let refused = 0;
   let errors = 0;
   let firstError;
   let drained;
   const allDrained = new Promise((resolve) => (drained = resolve));
   runtime.node("sink").on("input", (msg) => {
-    if (msg.error) {
+    if (!msg.error) written++;
+    else if (msg.error.message.startsWith("QueueFullError")) refused++;
+    else {
       errors++;
       firstError ??= msg.error.message;
     }
@@ -34,7 +41,7 @@ async function main() {
   const template = Buffer.alloc(options.payloadBytes, "x");
   const begin = performance.now();
   for (let index = 0; index < options.msgs; index++) {
-    egress.receive({
+    source.send({
       payload: Buffer.from(template),
       streamGroup: "bench",
       stream: "burst",
@@ -50,6 +57,8 @@ async function main() {
   const result = {
     msgs: options.msgs,
     finished,
+    written,
+    refused,
     errors,
     firstError,
     deliverMs: delivered,

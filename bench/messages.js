@@ -2,7 +2,8 @@
 // One messages measurement, run by bench/run.js in a fresh process so memory figures do not mix:
 //   node bench/messages.js '{"contender":"node|raw|peer","port":N,"payloadBytes":256,"concurrency":16,"warmupMs":1000,"measureMs":4000}'
 // Keeps `concurrency` writes in flight, counts those finished inside the measuring window and
-// prints one JSON line: msgs/s, p50/p99 write latency (ms), peak RSS (bytes), errors.
+// prints one JSON line: msgs/s, p50/p99 write latency (ms), CPU time of this process per msg (µs,
+// which holds when other processes share the cores), peak RSS (bytes), errors.
 
 const { performance } = require("node:perf_hooks");
 const { startRuntime } = require("./runtime");
@@ -61,7 +62,7 @@ async function rawContender(options, finished) {
     endpoint: `http://127.0.0.1:${options.port}`,
     forcePathStyle: true,
     credentials: KEYS,
-    ...(options.endpoint === "s3rver" ? { requestChecksumCalculation: "WHEN_REQUIRED" } : {}),
+    // Default checksums (CRC32 on PutObject): both local endpoints accept them.
   });
   return {
     start: (index, payload) => {
@@ -117,7 +118,10 @@ async function main() {
   windowStart = begin + options.warmupMs;
   windowEnd = windowStart + options.measureMs;
   for (let i = 0; i < options.concurrency; i++) launch();
+  await new Promise((resolve) => setTimeout(resolve, windowStart - performance.now()));
+  const cpuAtStart = process.cpuUsage();
   await new Promise((resolve) => setTimeout(resolve, windowEnd - performance.now()));
+  const cpu = process.cpuUsage(cpuAtStart);
   stopping = true;
   if (done < next) await Promise.race([allDrained, new Promise((resolve) => setTimeout(resolve, 30_000))]);
   const peakRss = process.resourceUsage().maxRSS * 1024;
@@ -128,6 +132,7 @@ async function main() {
     msgs: countedInWindow,
     p50Ms: quantile(0.5),
     p99Ms: quantile(0.99),
+    cpuMicrosPerMsg: (cpu.user + cpu.system) / countedInWindow,
     peakRss,
     errors,
     firstError,
