@@ -77,7 +77,7 @@ async function rawContender(options, finished) {
 const CONTENDERS = { node: nodeContender, raw: rawContender, peer: peerContender };
 
 async function main() {
-  const options = { concurrency: 16, warmupMs: 1000, measureMs: 4000, payloadBytes: 256, ...JSON.parse(process.argv[2]) };
+  const options = { concurrency: 32, warmupMs: 1000, measureMs: 4000, payloadBytes: 256, ...JSON.parse(process.argv[2]) };
   const payload = Buffer.alloc(options.payloadBytes, "x");
   const starts = [];
   const latencies = [];

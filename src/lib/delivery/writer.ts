@@ -41,6 +41,9 @@ export class QueueFullError extends Error {
     super(
       `queue full: ${held.messages} msgs / ${held.bytes} bytes waiting (limits ${bounds.maxMessages} msgs / ${bounds.maxBytes} bytes); msg not accepted`,
     );
+    // A burst refuses thousands of msgs at once and Node-RED copies each error's stack into the
+    // Catch msg; where in the writer it was refused tells the user nothing, so keep no frames.
+    this.stack = `${this.name}: ${this.message}`;
   }
 }
 

@@ -1,4 +1,4 @@
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
+import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import {
@@ -7,8 +7,8 @@ import {
   CreateMultipartUploadCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { SignatureV4 } from "@smithy/signature-v4";
 import { S3Error, fromSdkError } from "./errors";
+import { RequestSigner, canonicalQuery, uriEncode } from "./sigv4";
 
 export interface Credentials {
   accessKeyId: string;
@@ -60,16 +60,18 @@ const SOCKET_TIMEOUT_MS = 30_000;
 
 /**
  * One S3 connection for one config node. PutObject and UploadPart, which carry the data,
- * go through a lean path: the SDK's SigV4 signer over a keep-alive agent, which costs a fraction
- * of the SDK client's middleware stack per request. The rare multipart control calls
- * (create, complete, abort) go through the SDK client, which also supplies the default
- * credential chain. Each data request is signed with the SHA-256 of its body, which S3
- * verifies, so no other checksum is sent and S3-compatible stores need none.
+ * go through a lean path: our own SigV4 signer (signing key cached per day) over a keep-alive
+ * agent, which costs a fraction of the SDK client's middleware stack per request. The rare
+ * multipart control calls (create, complete, abort) go through the SDK client, which also
+ * supplies the default credential chain. Each data request is signed with the SHA-256 of its
+ * body, which S3 verifies, so no other checksum is sent and S3-compatible stores need none.
  */
 export class S3Sink {
   readonly bucket: string;
   private readonly sdk: S3Client;
-  private readonly signer: SignatureV4;
+  private readonly signer: RequestSigner;
+  /** Static keys, or the SDK's (memoised, refreshing) default credential chain. */
+  private readonly credentials: Credentials | (() => Promise<Credentials>);
   private readonly target: Target;
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
@@ -86,13 +88,8 @@ export class S3Sink {
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
     });
-    this.signer = new SignatureV4({
-      credentials: settings.credentials ?? this.sdk.config.credentials,
-      region: settings.region,
-      service: "s3",
-      sha256: NodeSha256,
-      uriEscapePath: false,
-    });
+    this.signer = new RequestSigner(settings.region);
+    this.credentials = settings.credentials ?? this.sdk.config.credentials;
     this.target = resolveTarget(settings);
     this.transport = this.target.protocol === "https:" ? https : http;
     const AgentClass = this.target.protocol === "https:" ? https.Agent : http.Agent;
@@ -171,26 +168,17 @@ export class S3Sink {
   ): Promise<{ statusCode: number; headers: http.IncomingHttpHeaders }> {
     const { target } = this;
     const path = target.basePath + encodeKey(key);
-    let signed;
+    const search = canonicalQuery(query);
+    const payloadHash = createHash("sha256").update(body).digest("hex");
+    headers.host = target.host;
+    headers["content-length"] = String(body.length);
+    headers["x-amz-content-sha256"] = payloadHash;
     try {
-      signed = await this.signer.sign({
-        method,
-        protocol: target.protocol,
-        hostname: target.hostname,
-        port: target.port,
-        path,
-        query,
-        headers: {
-          ...headers,
-          host: target.host,
-          "content-length": String(body.length),
-          "x-amz-content-sha256": createHash("sha256").update(body).digest("hex"),
-        },
-      });
+      const credentials = typeof this.credentials === "function" ? await this.credentials() : this.credentials;
+      headers.authorization = this.signer.sign({ method, path, query: search, headers, payloadHash }, credentials);
     } catch (error) {
       throw fromSdkError(error);
     }
-    const search = new URLSearchParams(query).toString();
     return new Promise((resolve, reject) => {
       const request = this.transport.request(
         {
@@ -198,7 +186,7 @@ export class S3Sink {
           hostname: target.hostname,
           port: target.port,
           path: search ? `${path}?${search}` : path,
-          headers: signed.headers,
+          headers,
           agent: this.agent,
         },
         (response) => {
@@ -227,26 +215,6 @@ export class S3Sink {
   }
 }
 
-/** SHA-256 and HMAC-SHA-256 from node:crypto, in the shape the SigV4 signer takes. */
-class NodeSha256 {
-  private readonly hash: Hash | Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = secret === undefined ? createHash("sha256") : createHmac("sha256", toBuffer(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(toBuffer(data));
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(this.hash.digest());
-  }
-}
-
-function toBuffer(data: string | ArrayBuffer | ArrayBufferView): Buffer {
-  if (typeof data === "string") return Buffer.from(data, "utf8");
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
-}
-
 /** Where requests go: the AWS regional endpoint, or the configured one; virtual-hosted or path style. */
 export function resolveTarget(settings: SinkSettings): Target {
   const endpoint = new URL(settings.endpoint || awsEndpoint(settings.region));
@@ -270,9 +238,7 @@ function awsEndpoint(region: string): string {
 
 /** The key as S3 wants it in a SigV4 canonical URI: RFC 3986 escaping, "/" kept. */
 export function encodeKey(key: string): string {
-  return encodeURIComponent(key)
-    .replace(/%2F/g, "/")
-    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return uriEncode(key).replace(/%2F/g, "/");
 }
 
 function objectHeaders(options: ObjectOptions): Record<string, string> {
