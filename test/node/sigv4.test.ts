@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { S3Sink } from "../../nodes/lib/s3/client";
 import { EgressFlow } from "../support/flow";
-import { type S3Inspector, inspectedS3 } from "../support/inspector";
+import { RECORDED_UPLOAD_ID, type S3Inspector, inspectedS3 } from "../support/inspector";
 import { CREDENTIALS, type LocalS3, TEST_BUCKET } from "../support/s3";
 
 const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
@@ -11,7 +11,8 @@ describe("SigV4 signatures, verified independently as S3 would", function () {
   const context = inspectedS3();
   let s3: LocalS3;
   let inspector: S3Inspector;
-  before(() => ({ s3, inspector } = context));
+  let recorder: S3Inspector;
+  before(() => ({ s3, inspector, recorder } = context));
 
   it("signs PutObject for keys with spaces, unicode and the characters S3 encodes, under a path prefix", async () => {
     const flow = await EgressFlow.load(inspector.endpoint, { path: "/plant 1/ünits+raw/" });
@@ -42,6 +43,20 @@ describe("SigV4 signatures, verified independently as S3 would", function () {
     for (const part of parts) assert.ok(new URLSearchParams(part.url.split("?")[1]).get("uploadId"));
     assert.deepEqual(inspector.requests.filter((request) => request.refused).map((request) => `${request.method} ${request.url}: ${request.refused}`), []);
     assert.deepEqual((await s3.get(key)).body, Buffer.concat([partOne, partTwo]));
+  });
+
+  it("signs UploadPart with an upload id that needs encoding in the query string", async () => {
+    const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: recorder.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
+    try {
+      const uploadId = await sink.createMultipartUpload("batches/b 1", { contentType: "application/octet-stream", metadata: {} });
+      assert.equal(uploadId, RECORDED_UPLOAD_ID);
+      await sink.uploadPart("batches/b 1", uploadId, 1, Buffer.from("part"));
+    } finally {
+      sink.destroy();
+    }
+    const [part] = recorder.matching("PUT", "partNumber");
+    assert.equal(new URLSearchParams(part.url.split("?")[1]).get("uploadId"), RECORDED_UPLOAD_ID);
+    assert.equal(part.refused, undefined);
   });
 
   it("signs the session token of temporary credentials", async () => {

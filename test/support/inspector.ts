@@ -15,11 +15,6 @@ export interface RecordedRequest {
   refused?: string;
 }
 
-/**
- * A loopback HTTP proxy in front of s3rver that records every request and verifies its SigV4
- * signature as S3 does, answering S3's error for a bad one instead of forwarding it. Without an
- * upstream it answers writes itself, for values s3rver refuses (such as newer storage classes).
- */
 /** An answer the inspector gives itself instead of forwarding: an S3 error when `code` is set, else an empty success. */
 export interface StubAnswer {
   status: number;
@@ -27,6 +22,11 @@ export interface StubAnswer {
   message?: string;
 }
 
+/**
+ * A loopback HTTP proxy in front of s3rver that records every request and verifies its SigV4
+ * signature as S3 does, answering S3's error for a bad one instead of forwarding it. Without an
+ * upstream it answers writes itself, for values s3rver refuses (such as newer storage classes).
+ */
 export class S3Inspector {
   readonly requests: RecordedRequest[] = [];
   /** Picks requests (verified ones) to answer without forwarding: to force failures, or to stand in for AbortMultipartUpload, which s3rver lacks. */
@@ -105,6 +105,9 @@ export class S3Inspector {
   }
 }
 
+/** The upload id the recorder hands out: with the characters real S3 upload ids contain, and more. */
+export const RECORDED_UPLOAD_ID = "2~Yk.rec-orded_upload=ID";
+
 /** What S3 answers to a valid PutObject, UploadPart, Create/Complete/AbortMultipartUpload. */
 function answerWrite(request: RecordedRequest, body: Buffer, response: http.ServerResponse): void {
   const etag = `"${createHash("md5").update(body).digest("hex")}"`;
@@ -114,7 +117,7 @@ function answerWrite(request: RecordedRequest, body: Buffer, response: http.Serv
     response.end();
   } else if (request.method === "POST" && query.has("uploads")) {
     response.writeHead(200, { "content-type": "application/xml" });
-    response.end("<InitiateMultipartUploadResult><UploadId>recorded-upload</UploadId></InitiateMultipartUploadResult>");
+    response.end(`<InitiateMultipartUploadResult><UploadId>${RECORDED_UPLOAD_ID}</UploadId></InitiateMultipartUploadResult>`);
   } else if (request.method === "POST" && query.has("uploadId")) {
     response.writeHead(200, { "content-type": "application/xml" });
     response.end(`<CompleteMultipartUploadResult><ETag>${etag}</ETag></CompleteMultipartUploadResult>`);
