@@ -8,7 +8,7 @@ import { BatchRoute, batchSettings } from "./lib/delivery/batches";
 import { MessageRoute, type WriteOutcome } from "./lib/delivery/messages";
 import { type Acceptance, Intake, type QueueFullPolicy } from "./lib/delivery/intake";
 import { Spool } from "./lib/delivery/spool";
-import { DEFAULT_BOUNDS, DEFAULT_RETRY, type DeliveryCounts, type QueueBounds, type RetryPolicy, Writer } from "./lib/delivery/writer";
+import { DEFAULT_BOUNDS, DEFAULT_RETRY, type DeliveryCounts, type QueueBounds, type RetryPolicy, Writer, WriterClosedError } from "./lib/delivery/writer";
 import type { SinkConfigNode } from "./lib/nodered/config-node";
 import { registerEditorApi } from "./lib/nodered/editor-api";
 import { FieldReader, type TypedValue } from "./lib/nodered/fields";
@@ -120,7 +120,10 @@ export = function (RED: NodeAPI): void {
       status.update();
       msg.s3 = { ...outcome, totals: { ...writer.counts } };
     };
+    // Msgs failed because the node closed without a spool: also logged, as Catch nodes closing at the same time miss them.
+    let abandoned = 0;
     const failed = (error: Error & { code?: string }) => {
+      if (error instanceof WriterClosedError) abandoned++;
       if (error.name === "S3Error") {
         lastError = error.code;
         status.update();
@@ -246,6 +249,7 @@ export = function (RED: NodeAPI): void {
       const started = Date.now();
       const flushed = batches ? Promise.race([batches.close(), new Promise((resolve) => setTimeout(resolve, limit).unref())]) : Promise.resolve();
       flushed.then(() => intake.close(Math.max(0, limit - (Date.now() - started)))).then(() => {
+        if (abandoned > 0) node.warn(RED._("s3-egress.warnings.abandoned", { count: abandoned }));
         if (intake.spooled > 0) node.warn(RED._("s3-egress.warnings.kept", { count: intake.spooled, directory: spoolDirectory ?? "" }));
         status.stop();
         config.unregister(node);

@@ -52,6 +52,8 @@ export class FaultProxy {
   private rules: (FaultRule & { matched: number; applied: number })[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly lifetime: NodeJS.Timeout;
+  /** Its own keep-alive pool to s3rver, closed with the proxy so s3rver can stop at once. */
+  private readonly upstreamAgent = new http.Agent({ keepAlive: true });
   private port = 0;
 
   private constructor(
@@ -106,6 +108,7 @@ export class FaultProxy {
   async stop(): Promise<void> {
     clearTimeout(this.lifetime);
     if (this.server.listening) await this.close();
+    this.upstreamAgent.destroy();
   }
 
   private listen(port: number): Promise<void> {
@@ -214,7 +217,7 @@ export class FaultProxy {
   }
 
   private target(url: URL): http.RequestOptions {
-    return { hostname: this.upstream.hostname, port: this.upstream.port, path: url.pathname + url.search };
+    return { hostname: this.upstream.hostname, port: this.upstream.port, path: url.pathname + url.search, agent: this.upstreamAgent };
   }
 
   /** Passes the request to s3rver and its answer back, or cuts the connection once s3rver answered. */

@@ -88,7 +88,8 @@ export class EgressFlow {
     const flow = [
       { id: "tab", type: "tab", label: "test" },
       { id: "out", type: "helper", z: "tab" },
-      { id: "errors-catch", type: "catch", z: "tab", scope: ["egress"], uncaught: false, wires: [["caught"]] },
+      // Unscoped, so redeploying the egress node alone leaves it running to see what the closing node reports.
+      { id: "errors-catch", type: "catch", z: "tab", scope: null, uncaught: false, wires: [["caught"]] },
       { id: "caught", type: "helper", z: "tab" },
       { id: "status-watch", type: "status", z: "tab", scope: ["egress"], wires: [["statuses"]] },
       { id: "statuses", type: "helper", z: "tab" },

@@ -92,7 +92,11 @@ export class Intake {
       return;
     }
     this.draining = true;
-    void this.drainSteps(spool).finally(() => (this.draining = false));
+    void this.drainSteps(spool).finally(() => {
+      this.draining = false;
+      // Writes may have finished while this drain read from disk; their wake-ups were swallowed.
+      if (spool.deferred > 0 && this.writer.hasRoom(spool.peekDeferredBytes() ?? 0)) this.drain();
+    });
   }
 
   /**

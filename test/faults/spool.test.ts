@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import helper from "node-red-node-test-helper";
+import { encodeRecord } from "../../nodes/lib/delivery/spool";
+import { assertBucketHolds, scenarioMsg, sendAll, type ScenarioMsg } from "../support/deliveries";
+import { FaultProxy } from "../support/fault-proxy";
+import { EgressFlow } from "../support/flow";
+import { LocalS3 } from "../support/s3";
+
+const range = (count: number) => Array.from({ length: count }, (_, index) => index);
+
+/** The spooled record the node would have made for a scenario msg (its object headers are empty). */
+function recordOf(item: ScenarioMsg, msgid: string): Buffer {
+  return encodeRecord({ msgid, key: item.key, contentType: "application/octet-stream", metadata: item.metadata, headers: {}, body: item.body });
+}
+
+describe("faults: spool, redeploy and close, Messages route", function () {
+  let s3: LocalS3;
+  let proxy: FaultProxy;
+  let flow: EgressFlow;
+  let userDir: string;
+  const spoolDir = () => path.join(userDir, "s3-egress-spool", "egress");
+  const segments = () => (existsSync(spoolDir()) ? readdirSync(spoolDir()).filter((name) => name.endsWith(".seg")) : []);
+
+  before(async () => {
+    s3 = await LocalS3.start();
+    proxy = await FaultProxy.start(s3.endpoint);
+  });
+  after(async () => {
+    helper.settings({});
+    await proxy.stop();
+    await s3.stop();
+  });
+  beforeEach(() => {
+    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-userdir-"));
+    helper.settings({ userDir });
+  });
+  afterEach(async () => {
+    await EgressFlow.unload();
+    await s3.clear();
+    proxy.reset();
+    rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it("a burst over the queue limit spills to the spool: all written in order of arrival per device, spool empty afterwards", async () => {
+    proxy.script([{ action: { kind: "latency", ms: 15 } }]);
+    flow = await EgressFlow.load(proxy.endpoint, { spool: true, concurrency: 4, maxQueue: 10 });
+    const items = range(300).map((index) => scenarioMsg(index));
+    const { written, failed } = await sendAll(flow, items);
+    assert.equal(failed.length, 0);
+    assert.equal(await assertBucketHolds(s3, written), 300);
+    const slim = flow.outputs.filter((msg) => msg.payload === undefined);
+    assert.ok(slim.length > 200, `most msgs went through the spool, ${slim.length} did`);
+    const keys = flow.outputs.map((msg) => String((msg.s3 as { key: string }).key)).filter((key) => key.includes("/dev-0/"));
+    assert.equal(keys.length, 60);
+    await flow.status((status) => /spooled\)$/.test(String(status.text)));
+    await flow.status((status) => status.fill === "green" && status.text === "ok (300)");
+    assert.deepEqual(segments(), []);
+  });
+
+  it("resumes a spool found at start; damaged and truncated records are reported to Catch and skipped one by one", async () => {
+    const items = range(6).map((index) => scenarioMsg(index));
+    const damaged = recordOf(items[2], "r2");
+    damaged[damaged.length - 3] ^= 0x55;
+    mkdirSync(spoolDir(), { recursive: true });
+    writeFileSync(path.join(spoolDir(), "000000000001.seg"), Buffer.concat([recordOf(items[0], "r0"), recordOf(items[1], "r1"), damaged, recordOf(items[3], "r3")]));
+    writeFileSync(path.join(spoolDir(), "000000000002.seg"), Buffer.concat([recordOf(items[4], "r4"), recordOf(items[5], "r5").subarray(0, 40)]));
+    flow = await EgressFlow.load(proxy.endpoint, { spool: true });
+    await flow.status((status) => status.fill === "green" && status.text === "ok (4)");
+    assert.equal(await assertBucketHolds(s3, [items[0], items[1], items[3], items[4]]), 4);
+    assert.deepEqual(flow.outputs.map((msg) => msg._msgid).sort(), ["r0", "r1", "r3", "r4"]);
+    assert.deepEqual(
+      flow.errors.map((error) => error.message.replace(/\/.*\/(\d+\.seg)/, "$1")),
+      [
+        `spool record skipped: 000000000001.seg at byte ${recordOf(items[0], "r0").length * 2}: checksum mismatch; ${damaged.length} bytes skipped`,
+        `spool record skipped: 000000000002.seg at byte ${recordOf(items[4], "r4").length}: truncated: ${recordOf(items[5], "r5").length - 12} bytes announced, 28 present; 40 bytes skipped`,
+      ],
+    );
+    assert.deepEqual(readdirSync(path.join(spoolDir(), "damaged")).sort(), ["000000000001.seg", "000000000002.seg"]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(segments(), []);
+  });
+
+  it("redeploy during load with the spool: what the old node had not written is written by the new one, nothing lost", async () => {
+    proxy.script([{ action: { kind: "latency", ms: 20 } }]);
+    flow = await EgressFlow.load(proxy.endpoint, { spool: true, concurrency: 2, maxQueue: 50 });
+    const first = range(150).map((index) => scenarioMsg(index));
+    const firstSent = sendAll(flow, first);
+    while (flow.outputs.length < 20) await new Promise((resolve) => setTimeout(resolve, 10));
+    await flow.redeploy({ name: "redeployed" });
+    const second = range(150).map((index) => scenarioMsg(150 + index));
+    const [a, b] = await Promise.all([firstSent, sendAll(flow, second)]);
+    assert.equal(a.failed.length + b.failed.length, 0);
+    assert.equal(await assertBucketHolds(s3, [...first, ...second]), 300);
+    assert.deepEqual(segments(), []);
+  });
+
+  it("redeploy during load without the spool: writes in flight finish, the rest fail to Catch by msg, none silently dropped", async () => {
+    helper.settings({ userDir, s3EgressCloseTimeout: 300 } as Parameters<typeof helper.settings>[0]);
+    proxy.script([{ action: { kind: "latency", ms: 50 } }]);
+    flow = await EgressFlow.load(proxy.endpoint, { concurrency: 2 });
+    const items = range(120).map((index) => scenarioMsg(index));
+    const sending = sendAll(flow, items);
+    while (flow.outputs.length < 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    await flow.redeploy({ name: "redeployed" });
+    const { written, failed } = await sending;
+    assert.ok(failed.length > 0 && written.length > 10, `${written.length} written, ${failed.length} failed`);
+    assert.equal(written.length + failed.length, 120);
+    for (const { error } of failed) assert.match(error.message, /the node closed \(redeploy or shutdown\) before the write finished/);
+    assert.equal(await assertBucketHolds(s3, written), written.length);
+  });
+});

@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { decodeRecord, encodeRecord, scanSegment, Spool, type SpooledWrite, type SpoolProblem } from "../../nodes/lib/delivery/spool";
+
+const write = (index: number, bytes = 10): SpooledWrite => ({
+  msgid: `id${index}`,
+  key: `messages/g/s/d/b/m${index}`,
+  contentType: "application/octet-stream",
+  metadata: { "device-id": "d", "message-id": `m${index}` },
+  headers: { "x-amz-storage-class": "STANDARD_IA" },
+  body: Buffer.alloc(bytes, index),
+});
+
+describe("spool records", () => {
+  it("decode what encode wrote, byte for byte", () => {
+    assert.deepEqual(decodeRecord(encodeRecord(write(1, 300))), write(1, 300));
+  });
+
+  it("skip a record with a bad checksum, garbage between records and a truncated tail, record by record", () => {
+    const damaged = encodeRecord(write(2));
+    damaged[damaged.length - 1] ^= 0xff;
+    const tail = encodeRecord(write(4)).subarray(0, 20);
+    const data = Buffer.concat([encodeRecord(write(1)), damaged, Buffer.from("junk"), encodeRecord(write(3)), tail]);
+    const { records, problems } = scanSegment(data);
+    assert.deepEqual(
+      records.map((record) => (decodeRecord(data.subarray(record.offset, record.offset + record.length)) as SpooledWrite).key),
+      ["messages/g/s/d/b/m1", "messages/g/s/d/b/m3"],
+    );
+    assert.deepEqual(
+      problems.map((problem) => problem.problem),
+      ["checksum mismatch; 4 bytes skipped".replace("4", String(damaged.length + 4)), `truncated: ${encodeRecord(write(4)).length - 12} bytes announced, 8 present; 20 bytes skipped`],
+    );
+  });
+});
+
+describe("Spool on disk", () => {
+  let directory: string;
+  beforeEach(() => (directory = mkdtempSync(path.join(tmpdir(), "spool-"))));
+  afterEach(() => rmSync(directory, { recursive: true, force: true }));
+
+  it("keeps appended records across a reopen, in order, and deletes a segment once all its records are released", async () => {
+    const problems: SpoolProblem[] = [];
+    const spool = await Spool.open(directory, (problem) => problems.push(problem));
+    const entries = await Promise.all([1, 2, 3].map((index) => spool.append(write(index))));
+    assert.equal(spool.pending, 3);
+    spool.release(entries[0]);
+    await spool.close();
+
+    const reopened = await Spool.open(directory, (problem) => problems.push(problem));
+    // The first append is made durable alone, the next two together; released records do not come back.
+    assert.equal(reopened.pending, 2);
+    const keys: string[] = [];
+    for (let taken = await reopened.takeDeferred(); taken; taken = await reopened.takeDeferred()) {
+      keys.push((taken.write as SpooledWrite).key);
+      reopened.release(taken.entry);
+    }
+    assert.deepEqual(keys, ["messages/g/s/d/b/m2", "messages/g/s/d/b/m3"]);
+    assert.deepEqual(problems, []);
+    await reopened.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(readdirSync(directory).filter((name) => name.endsWith(".seg")), []);
+  });
+
+  it("drops a temporary file (never acknowledged), reports a damaged segment, keeps a copy and resumes its good records", async () => {
+    const damaged = encodeRecord(write(2));
+    damaged[30] ^= 0xff;
+    writeFileSync(path.join(directory, "000000000001.seg"), Buffer.concat([encodeRecord(write(1)), damaged, encodeRecord(write(3))]));
+    writeFileSync(path.join(directory, "000000000002.tmp"), encodeRecord(write(9)));
+    writeFileSync(path.join(directory, "000000000003.seg"), Buffer.from("not a spool file at all"));
+    const problems: SpoolProblem[] = [];
+    const spool = await Spool.open(directory, (problem) => problems.push(problem));
+    assert.deepEqual(
+      problems.map((problem) => [path.basename(problem.file), problem.offset, problem.problem.split(";")[0]]),
+      [
+        ["000000000001.seg", encodeRecord(write(1)).length, "checksum mismatch"],
+        ["000000000003.seg", 0, "no record marker"],
+      ],
+    );
+    assert.equal(spool.pending, 2);
+    assert.ok(!existsSync(path.join(directory, "000000000002.tmp")));
+    assert.ok(!existsSync(path.join(directory, "000000000003.seg")), "a segment with nothing readable is removed");
+    assert.ok(readFileSync(path.join(directory, "damaged", "000000000003.seg")).length > 0, "and kept for inspection");
+    const next = await spool.append(write(4));
+    assert.equal(path.basename(next.segment.file), "000000000004.seg", "numbering continues after what is on disk");
+    await spool.close();
+  });
+});
