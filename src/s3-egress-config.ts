@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { type ObjectSettings, objectHeaders, objectSettingsProblem } from "./lib/core/object-options";
-import { bucketProblem, endpointProblem, regionProblem } from "./lib/core/rules";
+import { objectHeaders } from "./lib/core/object-options";
+import { type ObjectSettings, bucketProblem, endpointProblem, objectSettingsProblem, regionProblem } from "./lib/core/rules";
 import type { SinkConfigCredentials, SinkConfigNode } from "./lib/nodered/config-node";
 import { S3Sink } from "./lib/s3/client";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
-import { STORAGE_CLASSES } from "../../nodes/lib/core/object-options";
+import { STORAGE_CLASSES } from "../../nodes/lib/core/rules";
 import { S3Sink } from "../../nodes/lib/s3/client";
 import { EgressFlow } from "../support/flow";
 import { type S3Inspector, inspectedS3 } from "../support/inspector";

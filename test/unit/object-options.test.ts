@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
 import { StorageClass } from "@aws-sdk/client-s3";
+import { headersWithOverrides, objectHeaders } from "../../nodes/lib/core/object-options";
 import {
   STORAGE_CLASSES,
   type ObjectSettings,
   cacheControlProblem,
   contentTypeProblem,
-  headersWithOverrides,
-  objectHeaders,
+  kmsKeyIdProblem,
   objectSettingsProblem,
-} from "../../nodes/lib/core/object-options";
+  storageClassProblem,
+} from "../../nodes/lib/core/rules";
 
 const NONE: ObjectSettings = { storageClass: "", serverSideEncryption: "", kmsKeyId: "", cacheControl: "", contentType: "" };
 const KEY_ARN = "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -50,11 +51,15 @@ describe("object options", () => {
     assert.equal(objectSettingsProblem({ ...NONE, serverSideEncryption: "aws:kms" }), undefined, "the AWS managed key");
   });
 
+  it("takes an empty option as not set, in the rules the editor shares", () => {
+    for (const rule of [storageClassProblem, cacheControlProblem, contentTypeProblem, kmsKeyIdProblem]) assert.equal(rule(""), undefined, rule.name);
+  });
+
   it("accepts Cache-Control directives and media types as HTTP defines them", () => {
     for (const value of ["no-cache", "max-age=3600, public", "private,max-age=0", 'no-cache="Set-Cookie, X-Id"', "s-maxage=60 , immutable"]) {
       assert.equal(cacheControlProblem(value), undefined, value);
     }
-    for (const value of ["", "max-age=", "a b", "max-age=1,", "ö", "x\r\ny: 1"]) assert.ok(cacheControlProblem(value), value);
+    for (const value of ["max-age=", "a b", "max-age=1,", "ö", "x\r\ny: 1"]) assert.ok(cacheControlProblem(value), value);
     for (const value of ["application/json", "text/csv; charset=utf-8", 'multipart/mixed; boundary="a b"', "application/vnd.api+json"]) {
       assert.equal(contentTypeProblem(value), undefined, value);
     }

@@ -80,3 +80,83 @@ export function endpointProblem(endpoint: string): string | undefined {
   if (url.username || url.password) return "may not contain credentials";
   return undefined;
 }
+
+// Object options of the config node (object-options.ts turns them into request headers).
+
+/** The storage classes S3 accepts in x-amz-storage-class (the SDK's StorageClass values). */
+export const STORAGE_CLASSES = [
+  "STANDARD",
+  "STANDARD_IA",
+  "ONEZONE_IA",
+  "INTELLIGENT_TIERING",
+  "GLACIER_IR",
+  "GLACIER",
+  "DEEP_ARCHIVE",
+  "REDUCED_REDUNDANCY",
+  "EXPRESS_ONEZONE",
+  "OUTPOSTS",
+  "SNOW",
+  "FSX_OPENZFS",
+  "FSX_ONTAP",
+] as const;
+
+/** Server-side encryption: "" leaves it to the bucket's default, AES256 is SSE-S3, aws:kms is SSE-KMS. */
+export const SERVER_SIDE_ENCRYPTIONS = ["", "AES256", "aws:kms"] as const;
+
+/** The object options of a config node, as stored in the flow ("" = not set). */
+export interface ObjectSettings {
+  storageClass: string;
+  serverSideEncryption: string;
+  kmsKeyId: string;
+  cacheControl: string;
+  contentType: string;
+}
+
+// RFC 9110 token and quoted-string; a Cache-Control directive is token ["=" (token / quoted-string)].
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const QUOTED = '"(?:[^"\\\\\\u0000-\\u001f\\u007f]|\\\\[\\u0020-\\u007e])*"';
+const DIRECTIVE = `${TOKEN}(?:=(?:${TOKEN}|${QUOTED}))?`;
+const CACHE_CONTROL = new RegExp(`^${DIRECTIVE}(?:[ \\t]*,[ \\t]*${DIRECTIVE})*$`);
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*${TOKEN}=(?:${TOKEN}|${QUOTED}))*$`);
+// A key id, key ARN, alias name or alias ARN: printable ASCII without spaces.
+const KMS_KEY_ID = /^[\x21-\x7e]{1,2048}$/;
+
+/** Why `value` is not a storage class, or undefined when it is one or empty (the bucket's default). */
+export function storageClassProblem(value: string): string | undefined {
+  if (value === "" || (STORAGE_CLASSES as readonly string[]).includes(value)) return undefined;
+  return `"${value}" is not an S3 storage class (${STORAGE_CLASSES.join(", ")})`;
+}
+
+/** Why `value` is not a Cache-Control header value, or undefined when it is one or empty (none sent). */
+export function cacheControlProblem(value: string): string | undefined {
+  if (value === "" || CACHE_CONTROL.test(value)) return undefined;
+  return `"${value}" is not a Cache-Control value (comma-separated directives such as "max-age=3600, public")`;
+}
+
+/** Why `value` is not a media type for Content-Type, or undefined when it is one or empty (derived from the payload). */
+export function contentTypeProblem(value: string): string | undefined {
+  if (value === "" || MEDIA_TYPE.test(value)) return undefined;
+  return `"${value}" is not a media type (such as "application/json" or "text/csv; charset=utf-8")`;
+}
+
+/** Why `value` is not a KMS key id, key ARN or alias, or undefined when it is one or empty (the AWS managed key). */
+export function kmsKeyIdProblem(value: string): string | undefined {
+  if (value === "" || KMS_KEY_ID.test(value)) return undefined;
+  return "must be a KMS key id, key ARN or alias, without spaces";
+}
+
+/** What is wrong with a config node's object options, the field named first, or undefined. */
+export function objectSettingsProblem(settings: ObjectSettings): string | undefined {
+  const { storageClass, serverSideEncryption, kmsKeyId, cacheControl, contentType } = settings;
+  const problem = (field: string, text: string | undefined) => text && `${field} ${text}`;
+  if (!(SERVER_SIDE_ENCRYPTIONS as readonly string[]).includes(serverSideEncryption)) {
+    return `serverSideEncryption "${serverSideEncryption}" must be empty (bucket default), AES256 (SSE-S3) or aws:kms (SSE-KMS)`;
+  }
+  if (kmsKeyId && serverSideEncryption !== "aws:kms") return "kmsKeyId is only used with serverSideEncryption aws:kms (SSE-KMS)";
+  return (
+    problem("storageClass", storageClassProblem(storageClass)) ??
+    problem("kmsKeyId", kmsKeyIdProblem(kmsKeyId)) ??
+    problem("cacheControl", cacheControlProblem(cacheControl)) ??
+    problem("contentType", contentTypeProblem(contentType))
+  );
+}
