@@ -24,8 +24,8 @@ function withCatalog(type: string): (RED: NodeAPI) => void {
   return (RED) => register(Object.assign(Object.create(RED), { _: translate }));
 }
 
-const configNode = withCatalog("s3-egress-config");
-const egressNode = withCatalog("s3-egress");
+export const configNode = withCatalog("s3-egress-config");
+export const egressNode = withCatalog("s3-egress");
 
 helper.init(NODE_RED_RUNTIME);
 
