@@ -21,6 +21,8 @@ async function startNodeRed(RED, { userDir, port, logLevel = "info" }) {
     flowFile: "flows.json",
     logging: { console: { level: logLevel } },
     editorTheme: { tours: false },
+    // Nothing leaves 127.0.0.1: no version check, and no consent prompt in the editor.
+    telemetry: { enabled: false, updateNotification: false },
   });
   app.use("/", RED.httpAdmin);
   app.use("/api", RED.httpNode);

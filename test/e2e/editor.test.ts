@@ -2,15 +2,11 @@
 // Node-RED user directory, an example imported through Import → Examples, the config dialog
 // filled in, deploy, inject, and the object read back from s3rver. Run by `npm run test:e2e`.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import express from "express";
-import RED from "node-red";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { installPackedPackage, type NodeRedProcess, startNodeRedProcess } from "../support/packed";
 import { LocalS3, TEST_BUCKET } from "../support/s3";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -22,35 +18,6 @@ const INJECT_ID = "6f1d0c2a8e4b1002";
 const EGRESS_ID = "6f1d0c2a8e4b1004";
 const WORKSPACE = "69f09b3f-ec0d-4b9e-a5ec-87150b935296";
 
-/** Packs the package as npm would publish it (prepack builds it) and installs the tarball into a new user directory. */
-function installPackedPackage(userDir: string): void {
-  const packed = JSON.parse(execFileSync("npm", ["pack", "--json", "--pack-destination", userDir], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
-  const tarball = path.join(userDir, packed[0].filename as string);
-  writeFileSync(path.join(userDir, "package.json"), JSON.stringify({ name: "e2e-node-red-user", private: true }));
-  execFileSync("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline"], { cwd: userDir, stdio: ["ignore", "pipe", "pipe"] });
-}
-
-async function startNodeRed(userDir: string): Promise<{ server: http.Server; url: string }> {
-  const app = express();
-  const server = http.createServer(app);
-  RED.init(server, {
-    userDir,
-    uiHost: "127.0.0.1",
-    uiPort: 0, // unused: the test serves the editor from its own server
-    httpAdminRoot: "/",
-    httpNodeRoot: "/api",
-    flowFile: "flows.json",
-    credentialSecret: false,
-    logging: { console: { level: "warn", metrics: false, audit: false } },
-    editorTheme: { tours: false },
-    telemetry: { enabled: false, updateNotification: false },
-  } as Parameters<typeof RED.init>[1]);
-  app.use("/", RED.httpAdmin);
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
-  await RED.start();
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/` };
-}
-
 /** Polls s3rver (at most `attempts` times) until an object appears under `prefix`. */
 async function firstKey(s3: LocalS3, prefix: string, attempts = 60): Promise<string> {
   for (let attempt = 0; attempt < attempts; attempt++) {
@@ -61,7 +28,7 @@ async function firstKey(s3: LocalS3, prefix: string, attempts = 60): Promise<str
   throw new Error(`no object under ${prefix} in the bucket`);
 }
 
-/** Screenshots the open edit tray from its title down to the end of the dialog's content (for the README). */
+/** Screenshots the open edit tray from its title down to the end of `content` (for the README). */
 async function screenshotDialog(page: Page, content: string, file: string): Promise<void> {
   const tray = await page.locator(".red-ui-tray").last().boundingBox();
   const dialog = await page.locator(content).boundingBox();
@@ -74,8 +41,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
   this.timeout(180_000);
   let s3: LocalS3;
   let userDir: string;
-  let server: http.Server;
-  let editorUrl: string;
+  let nodeRed: NodeRedProcess;
   let browserProfile: string;
   let context: BrowserContext;
   let page: Page;
@@ -88,7 +54,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     s3 = await LocalS3.start();
     userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-e2e-"));
     installPackedPackage(userDir);
-    ({ server, url: editorUrl } = await startNodeRed(userDir));
+    nodeRed = await startNodeRedProcess(userDir);
     browserProfile = mkdtempSync(path.join(tmpdir(), "s3-egress-chromium-"));
     context = await chromium.launchPersistentContext(browserProfile, {
       executablePath: CHROMIUM,
@@ -117,14 +83,13 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
 
   after(async () => {
     await context?.close();
-    await RED.stop();
-    server?.close();
+    await nodeRed?.stop();
     await s3?.stop();
     for (const directory of [userDir, browserProfile]) if (directory) rmSync(directory, { recursive: true, force: true });
   });
 
   it("imports the example, configures the bucket in the dialog, deploys, and the inject lands an object with the seed's key and metadata", async () => {
-    await page.goto(editorUrl);
+    await page.goto(nodeRed.url);
     await page.locator('.red-ui-palette-node[data-palette-type="s3-egress"]').waitFor();
 
     // Import → Examples → our package → the simulated devices flow.
@@ -136,13 +101,15 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     await examples.locator(".red-ui-treeList-label", { hasText: "messages-from-simulated-devices" }).click();
     await page.locator("#red-ui-clipboard-dialog-ok").click();
     await page.locator("#red-ui-workspace-tabs .red-ui-tab", { hasText: "S3 egress: messages" }).click();
+    // The "Imported …" notification closes by itself; wait, so it does not cover the dialog.
+    await page.locator(".red-ui-notification", { hasText: "Imported" }).waitFor({ state: "detached" });
 
     // The egress node's dialog, with the preview computed by the runtime.
     await page.locator(`[id="${EGRESS_ID}"] .red-ui-flow-node`).dblclick();
     const preview = page.locator("#s3-egress-preview-result table");
     await preview.waitFor();
     assert.match(await preview.innerText(), /demo\/messages\/factory\/telemetry\/robot-125\/\d{4}-\d{2}-\d{2}\/[0-9A-Z]{26}/);
-    await screenshotDialog(page, ".s3-egress-dialog", "s3-egress-dialog.png");
+    await screenshotDialog(page, "#s3-egress-preview-result", "s3-egress-dialog.png");
 
     // Live validation: a literal (string) workspace id that is not a GUID marks the field.
     const workspaceRow = page.locator(".form-row:has(#node-input-workspaceId)");
