@@ -4,7 +4,8 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus
 import { MessageIdGenerator } from "./lib/core/ids";
 import { headersWithOverrides } from "./lib/core/object-options";
 import { FIELD_NAMES, type FieldName, type RawFields, type RouteInput, toBody, toFields } from "./lib/core/record";
-import { BatchRoute, batchSettings } from "./lib/delivery/batches";
+import { BatchJournal } from "./lib/delivery/batch-journal";
+import { type Admission, BatchRoute, batchSettings } from "./lib/delivery/batches";
 import { MessageRoute, type WriteOutcome } from "./lib/delivery/messages";
 import { type Acceptance, Intake, type QueueFullPolicy } from "./lib/delivery/intake";
 import { Spool } from "./lib/delivery/spool";
@@ -83,11 +84,13 @@ export = function (RED: NodeAPI): void {
     const delivery = deliverySettings(def);
     const spoolDirectory = delivery.spool ? spoolDirectoryOf(RED, node.id) : undefined;
 
+    /** The spool of the Batch Completions route, once open. */
+    let batchSpool: Spool | undefined;
     let lastError: string | undefined;
     let retrying: string | undefined;
     const writeStatus = (): NodeStatus & { text: string } => {
       const pending = writer.queued + writer.inFlight;
-      const spooled = intake.spooled;
+      const spooled = intake.spooled + (batchSpool?.pending ?? 0);
       const counts = { pending, spooled, reason: retrying ?? "" };
       const variant = spooled > 0 ? "-spooled" : "";
       if (retrying && pending > 0) return { fill: "yellow", shape: "ring", text: RED._(`s3-egress.status.retrying${variant}`, counts) };
@@ -141,7 +144,7 @@ export = function (RED: NodeAPI): void {
       },
       onUnreadable: (problem) => node.error(RED._("s3-egress.errors.spool-damaged", { problem }), { _msgid: RED.util.generateId() }),
       onSpill: () => node.warn(RED._("s3-egress.warnings.spilling", { messages: delivery.bounds.maxMessages, bytes: delivery.bounds.maxBytes, directory: spoolDirectory ?? "" })),
-    }, spoolDirectory ? openSpool(spoolDirectory) : undefined);
+    }, spoolDirectory && input === "messages" ? openSpool(spoolDirectory) : undefined);
 
     /** Opens the spool, reporting damaged records (to the log and to Catch nodes) and what is resumed. */
     function openSpool(directory: string): Promise<Spool> {
@@ -174,13 +177,55 @@ export = function (RED: NodeAPI): void {
               failed(error);
               node.error(error, { _msgid: RED.util.generateId(), topic: key, completedBy: trigger, s3: { bucket: sink.bucket, key } });
             },
+            finishing: (key, written) => journalNow?.finishing(key, written),
           })
         : undefined;
+
+    // Batches with the spool: every msg is recorded before it joins its batch; open batches are rebuilt from the records at start.
+    let journalNow: BatchJournal | undefined;
+    const journal = batches && spoolDirectory ? openJournal(batches, spoolDirectory) : undefined;
+    function openJournal(route: BatchRoute, directory: string): Promise<BatchJournal> {
+      return openSpool(directory).then(async (spool) => {
+        batchSpool = spool;
+        const opened = new BatchJournal(spool, route, def.path ?? "");
+        journalNow = opened;
+        await opened.replay({
+          onReplayed: (completed, msgid) =>
+            completed.then(
+              (outcome) => {
+                const msg: EgressMsg = { _msgid: msgid, topic: outcome.key, completedBy: "complete" };
+                succeeded(msg, outcome);
+                node.send(msg);
+              },
+              (error: Error) => {
+                failed(error);
+                node.error(error, { _msgid: msgid, completedBy: "complete" });
+              },
+            ),
+          onUnusable: (problem) => node.error(RED._("s3-egress.errors.spool-damaged", { problem }), { _msgid: RED.util.generateId() }),
+        });
+        status.update();
+        return opened;
+      });
+    }
 
     /** Batches: a msg that joins a batch is done once its data is held; the msg that completes it carries the batch's result or error. */
     const joinBatch = (route: BatchRoute, raw: RawFields, msg: EgressMsg, arrival: number, send: Send, done: Done): void => {
       const fields = toFields(raw, { ...fieldOptions, sources: reader.sources }, { arrival, nextMessageId: () => ids.next() });
-      const admission = route.accept(fields, msg.payload, msg.contentType || config.contentType, msg.complete === true, arrival);
+      const contentType = msg.contentType || config.contentType;
+      if (journal) {
+        journal
+          .then((opened) => opened.accept(fields, msg.payload, contentType, msg.complete === true, arrival, String(msg._msgid)))
+          .then((admission) => admitted(admission, msg, send, done))
+          .catch((error: Error) => {
+            failed(error);
+            done(error);
+          });
+        return;
+      }
+      admitted(route.accept(fields, msg.payload, contentType, msg.complete === true, arrival), msg, send, done);
+    };
+    const admitted = (admission: Admission, msg: EgressMsg, send: Send, done: Done): void => {
       status.update();
       if ("held" in admission) done();
       else if ("ready" in admission) admission.ready.then(() => done());
@@ -242,19 +287,24 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
-      // Open batches are completed (never dropped or truncated), with a warning: they are not spooled yet.
+      // Open batches stay in the spool when there is one; without, they are completed (never dropped or truncated), with a warning.
       const open = batches?.openCount ?? 0;
-      if (open > 0) node.warn(RED._("s3-egress.warnings.batches-flushed-on-close", { count: open }));
+      if (open > 0 && !journal) node.warn(RED._("s3-egress.warnings.batches-flushed-on-close", { count: open }));
       const limit = closeTimeout(RED);
       const started = Date.now();
-      const flushed = batches ? Promise.race([batches.close(), new Promise((resolve) => setTimeout(resolve, limit).unref())]) : Promise.resolve();
-      flushed.then(() => intake.close(Math.max(0, limit - (Date.now() - started)))).then(() => {
-        if (abandoned > 0) node.warn(RED._("s3-egress.warnings.abandoned", { count: abandoned }));
-        if (intake.spooled > 0) node.warn(RED._("s3-egress.warnings.kept", { count: intake.spooled, directory: spoolDirectory ?? "" }));
-        status.stop();
-        config.unregister(node);
-        done();
-      });
+      const letGo = journal ? journal.then(() => batches?.suspend(), () => undefined) : batches?.close();
+      const flushed = letGo ? Promise.race([letGo, new Promise((resolve) => setTimeout(resolve, limit).unref())]) : Promise.resolve();
+      flushed
+        .then(() => intake.close(Math.max(0, limit - (Date.now() - started))))
+        .then(() => batchSpool?.close())
+        .then(() => {
+          const kept = intake.spooled + (batchSpool?.pending ?? 0);
+          if (abandoned > 0) node.warn(RED._("s3-egress.warnings.abandoned", { count: abandoned }));
+          if (kept > 0) node.warn(RED._("s3-egress.warnings.kept", { count: kept, directory: spoolDirectory ?? "" }));
+          status.stop();
+          config.unregister(node);
+          done();
+        });
     });
     status.update();
   }

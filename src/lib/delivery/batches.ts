@@ -32,6 +32,8 @@ export interface BatchEvents {
   /** A batch completed without a msg to carry the result: by a new batch id, the idle timeout or close. */
   completed(outcome: WriteOutcome, trigger: CompletionTrigger): void;
   failed(error: Error, key: string, trigger: CompletionTrigger): void;
+  /** Any batch starts completing, by any trigger; `written` settles when it is written or failed (for a spool to release its records). */
+  finishing?(key: string, written: Promise<unknown>): void;
 }
 
 /**
@@ -148,6 +150,19 @@ export class BatchRoute {
     await Promise.allSettled([...this.completing]);
   }
 
+  /**
+   * Lets go of the open batches without completing them, for a node whose spool keeps them:
+   * they are rebuilt from it at the next start. Waits for completions already under way.
+   */
+  async suspend(): Promise<void> {
+    clearInterval(this.sweeper);
+    // A multipart upload under way is aborted: the batch is uploaded again from the spool.
+    const reason = new Error("the node closed; the batch is kept in the spool");
+    const aborts = [...this.batches.values()].map((batch) => batch.upload.abandon(reason));
+    this.batches.clear();
+    await Promise.allSettled([...aborts, ...this.completing]);
+  }
+
   private open(fields: RecordFields, payload: unknown, contentType: unknown, now: number): OpenBatch {
     const { key, metadata } = objectAddress("batches", this.settings.path, fields);
     const concatenated = this.settings.concatenation !== "none";
@@ -203,6 +218,7 @@ export class BatchRoute {
       (outcome) => trigger !== "complete" && this.events.completed(outcome, trigger),
       (error: Error) => trigger !== "complete" && this.events.failed(error, state.key, trigger),
     );
+    this.events.finishing?.(state.key, result);
     this.completing.add(tracked);
     tracked.finally(() => this.completing.delete(tracked));
     return result;

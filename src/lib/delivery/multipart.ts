@@ -142,6 +142,11 @@ export class StreamingUpload implements ObjectWriter {
     }
   }
 
+  /** Gives the upload up without completing it (its bytes are kept elsewhere, e.g. a spool); S3 frees the parts. */
+  abandon(reason: Error): Promise<void> {
+    return this.abort(reason);
+  }
+
   /** Gives the upload up: no object is written; S3 frees the parts it holds. */
   private abort(reason: Error): Promise<void> {
     this.failure ??= reason;

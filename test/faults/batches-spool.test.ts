@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import helper from "node-red-node-test-helper";
+import { MiB, patternBytes } from "../support/bytes";
+import { FaultProxy } from "../support/fault-proxy";
+import { EgressFlow } from "../support/flow";
+import { LocalS3 } from "../support/s3";
+
+const range = (count: number) => Array.from({ length: count }, (_, index) => index);
+
+describe("faults: open batches kept in the spool across a redeploy, Batch Completions route", function () {
+  let s3: LocalS3;
+  let proxy: FaultProxy;
+  let flow: EgressFlow;
+  let userDir: string;
+  const spoolDir = () => path.join(userDir, "s3-egress-spool", "egress");
+  const segments = () => (existsSync(spoolDir()) ? readdirSync(spoolDir()).filter((name) => name.endsWith(".seg")) : []);
+
+  before(async () => {
+    s3 = await LocalS3.start();
+    proxy = await FaultProxy.start(s3.endpoint);
+    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-batches-"));
+    helper.settings({ userDir });
+  });
+  after(async () => {
+    helper.settings({});
+    await EgressFlow.unload();
+    await proxy.stop();
+    await s3.stop();
+    rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it("a redeploy mid-batch neither completes nor truncates the open batches: they are rebuilt from the spool and completed whole", async () => {
+    flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline", spool: true });
+    const devices = ["d1", "d2"];
+    const msg = (deviceId: string, index: number) => ({
+      streamGroup: "g",
+      stream: "s",
+      deviceId,
+      batchId: "b1",
+      payload: index % 2 === 0 ? `line ${index} of ${deviceId}` : { index, deviceId },
+    });
+    for (const index of range(5)) for (const deviceId of devices) flow.egress.receive(msg(deviceId, index));
+    await flow.status((status) => / 10 spooled\)/.test(String(status.text)));
+    assert.deepEqual(await s3.keys(), [], "nothing written before the redeploy");
+
+    await flow.redeploy({ name: "redeployed" });
+    assert.deepEqual(await s3.keys(), [], "the redeploy completed no batch");
+    for (const index of range(4).map((step) => step + 5)) for (const deviceId of devices) flow.egress.receive(msg(deviceId, index));
+    const outputs = await Promise.all(devices.map((deviceId) => flow.write({ ...msg(deviceId, 9), complete: true })));
+
+    for (const [position, deviceId] of devices.entries()) {
+      const expected = range(10)
+        .map((index) => (index % 2 === 0 ? `line ${index} of ${deviceId}` : JSON.stringify({ index, deviceId })))
+        .join("\n");
+      const stored = await s3.get(`batches/g/s/${deviceId}/b1`);
+      assert.equal(stored.body.toString("utf8"), expected);
+      assert.equal(stored.contentType, "text/plain; charset=utf-8");
+      assert.equal((outputs[position].s3 as { messages: number }).messages, 10);
+    }
+    assert.deepEqual(await s3.keys(), ["batches/g/s/d1/b1", "batches/g/s/d2/b1"]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(segments(), [], "every record released once its batch was written");
+  });
+
+  it("a batch streaming as a multipart upload: the redeploy aborts the upload, the new node uploads the whole batch again", async () => {
+    await EgressFlow.unload();
+    await s3.clear();
+    flow = await EgressFlow.load(proxy.endpoint, { input: "batches", concatenation: "plain", spool: true });
+    const robot = { streamGroup: "g", stream: "s", deviceId: "robot", batchId: "big" };
+    const chunks = range(12).map((index) => patternBytes(index, MiB));
+    for (const payload of chunks.slice(0, 9)) await flow.join({ ...robot, payload });
+    await flow.redeploy({ name: "redeployed" });
+    for (const payload of chunks.slice(9)) await flow.join({ ...robot, payload });
+    const output = await flow.write({ ...robot, complete: true });
+    const key = "batches/g/s/robot/big";
+    assert.ok((await s3.get(key)).body.equals(Buffer.concat(chunks)));
+    assert.equal((output.s3 as { messages: number }).messages, 12);
+    assert.deepEqual(await s3.keys(), [key]);
+    const requests = proxy.requestsFor(key);
+    assert.equal(requests.filter((request) => request.method === "DELETE").length, 1, "the first upload was aborted");
+    assert.equal(requests.filter((request) => request.method === "POST").length, 3, "two creates, one complete");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(segments(), []);
+  });
+});
