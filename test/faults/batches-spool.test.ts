@@ -1,22 +1,21 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import helper from "node-red-node-test-helper";
 import { MiB, patternBytes } from "../support/bytes";
+import { range, spoolSegments } from "../support/deliveries";
 import { FaultProxy } from "../support/fault-proxy";
 import { EgressFlow } from "../support/flow";
 import { LocalS3 } from "../support/s3";
 
-const range = (count: number) => Array.from({ length: count }, (_, index) => index);
 
 describe("faults: open batches kept in the spool across a redeploy, Batch Completions route", function () {
   let s3: LocalS3;
   let proxy: FaultProxy;
   let flow: EgressFlow;
   let userDir: string;
-  const spoolDir = () => path.join(userDir, "s3-egress-spool", "egress");
-  const segments = () => (existsSync(spoolDir()) ? readdirSync(spoolDir()).filter((name) => name.endsWith(".seg")) : []);
+  const segments = () => spoolSegments(userDir);
 
   before(async () => {
     s3 = await LocalS3.start();

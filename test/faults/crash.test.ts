@@ -1,16 +1,15 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { assertBucketHolds, scenarioMsg } from "../support/deliveries";
+import { assertBucketHolds, egressSpoolDir, range, scenarioMsg, spoolSegments } from "../support/deliveries";
 import { FaultProxy } from "../support/fault-proxy";
 import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
 
 const PACKAGE_ROOT = path.join(__dirname, "..", "..");
 const CHILD = path.join(__dirname, "..", "support", "runtime-child.js");
-const range = (count: number) => Array.from({ length: count }, (_, index) => index);
 
 /** A Node-RED process started by runtime-child.js, with what it reported so far. */
 class Runtime {
@@ -97,14 +96,13 @@ describe("faults: the runtime process killed with SIGKILL mid-load, restarted wi
     const resend = range(total).filter((index) => !accepted.has(index));
     const second = new Runtime(userDir, resend);
     await second.until(() => resend.every((index) => second.done.has(index)));
-    const spoolDir = path.join(userDir, "s3-egress-spool", "egress");
-    for (let tries = 0; tries < 600 && readdirSync(spoolDir).some((name) => name.endsWith(".seg")); tries++) {
+    for (let tries = 0; tries < 600 && spoolSegments(userDir).length > 0; tries++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await second.kill("SIGTERM");
     assert.deepEqual([...first.failed, ...second.failed], []);
-    assert.deepEqual(readdirSync(spoolDir).filter((name) => name.endsWith(".seg")), [], "the spool is empty");
-    assert.ok(!existsSync(path.join(spoolDir, "damaged")), "a SIGKILL leaves no damaged records behind");
+    assert.deepEqual(spoolSegments(userDir), [], "the spool is empty");
+    assert.ok(!existsSync(path.join(egressSpoolDir(userDir), "damaged")), "a SIGKILL leaves no damaged records behind");
     assert.equal(await assertBucketHolds(s3, range(total).map((index) => scenarioMsg(index, { bytes: 2048 }))), total);
   });
 });

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { assertBucketHolds, lastTotals, scenarioMsg, sendAll } from "../support/deliveries";
+import { assertBucketHolds, lastTotals, range, scenarioMsg, sendAll } from "../support/deliveries";
 import { FaultProxy } from "../support/fault-proxy";
 import { EgressFlow } from "../support/flow";
 import { LocalS3 } from "../support/s3";
 
-const range = (count: number) => Array.from({ length: count }, (_, index) => index);
 /** Fast retries, so a scenario takes seconds. */
 const quickRetries = { attempts: 8, maxRetryDelay: 0.4 };
 

@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import helper from "node-red-node-test-helper";
 import { encodeRecord } from "../../nodes/lib/delivery/spool";
-import { assertBucketHolds, scenarioMsg, sendAll, type ScenarioMsg } from "../support/deliveries";
+import { assertBucketHolds, egressSpoolDir, range, scenarioMsg, sendAll, spoolSegments, type ScenarioMsg } from "../support/deliveries";
 import { FaultProxy } from "../support/fault-proxy";
 import { EgressFlow } from "../support/flow";
 import { LocalS3 } from "../support/s3";
 
-const range = (count: number) => Array.from({ length: count }, (_, index) => index);
 
 /** The spooled record the node would have made for a scenario msg (its object headers are empty). */
 function recordOf(item: ScenarioMsg, msgid: string): Buffer {
@@ -21,8 +20,8 @@ describe("faults: spool, redeploy and close, Messages route", function () {
   let proxy: FaultProxy;
   let flow: EgressFlow;
   let userDir: string;
-  const spoolDir = () => path.join(userDir, "s3-egress-spool", "egress");
-  const segments = () => (existsSync(spoolDir()) ? readdirSync(spoolDir()).filter((name) => name.endsWith(".seg")) : []);
+  const spoolDir = () => egressSpoolDir(userDir);
+  const segments = () => spoolSegments(userDir);
 
   before(async () => {
     s3 = await LocalS3.start();
@@ -44,7 +43,7 @@ describe("faults: spool, redeploy and close, Messages route", function () {
     rmSync(userDir, { recursive: true, force: true });
   });
 
-  it("a burst over the queue limit spills to the spool: all written in order of arrival per device, spool empty afterwards", async () => {
+  it("a burst over the queue limit spills to the spool: all written, most of them read back from disk, spool empty afterwards", async () => {
     proxy.script([{ action: { kind: "latency", ms: 15 } }]);
     flow = await EgressFlow.load(proxy.endpoint, { spool: true, concurrency: 4, maxQueue: 10 });
     const items = range(300).map((index) => scenarioMsg(index));
@@ -53,8 +52,6 @@ describe("faults: spool, redeploy and close, Messages route", function () {
     assert.equal(await assertBucketHolds(s3, written), 300);
     const slim = flow.outputs.filter((msg) => msg.payload === undefined);
     assert.ok(slim.length > 200, `most msgs went through the spool, ${slim.length} did`);
-    const keys = flow.outputs.map((msg) => String((msg.s3 as { key: string }).key)).filter((key) => key.includes("/dev-0/"));
-    assert.equal(keys.length, 60);
     await flow.status((status) => /spooled\)$/.test(String(status.text)));
     await flow.status((status) => status.fill === "green" && status.text === "ok (300)");
     assert.deepEqual(segments(), []);

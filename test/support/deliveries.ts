@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { existsSync, readdirSync } from "node:fs";
+import path from "node:path";
 import type { CaughtError, EgressFlow, Msg } from "./flow";
 import type { LocalS3 } from "./s3";
 
@@ -63,4 +65,18 @@ export async function assertBucketHolds(s3: LocalS3, expected: ScenarioMsg[]): P
 export function lastTotals(outputs: Msg[]): Record<string, number> | undefined {
   const last = outputs[outputs.length - 1];
   return (last?.s3 as { totals?: Record<string, number> } | undefined)?.totals;
+}
+
+/** 0, 1, …, count - 1. */
+export const range = (count: number): number[] => Array.from({ length: count }, (_, index) => index);
+
+/** The spool directory of the node with id "egress" in a runtime using `userDir`, as the node names it. */
+export function egressSpoolDir(userDir: string): string {
+  return path.join(userDir, "s3-egress-spool", "egress");
+}
+
+/** Segment files left in that spool: none once every record is released. */
+export function spoolSegments(userDir: string): string[] {
+  const directory = egressSpoolDir(userDir);
+  return existsSync(directory) ? readdirSync(directory).filter((name) => name.endsWith(".seg")) : [];
 }
