@@ -244,10 +244,15 @@ export = function (RED: NodeAPI): void {
       }
     };
 
+    const fieldSettings = { ...fieldOptions, sources: reader.sources };
+    const nextMessageId = () => ids.next();
     const accept = (raw: RawFields, msg: EgressMsg, arrival: number): Promise<Acceptance> => {
-      const fields = toFields(raw, { ...fieldOptions, sources: reader.sources }, { arrival, nextMessageId: () => ids.next() });
+      const body = toBody(msg.payload, msg.contentType || config.contentType);
+      // A full queue refuses at once, before key and metadata are derived: a burst's refusals cost little.
+      if (intake.refuses(body.bytes.length)) return Promise.reject(writer.fullError());
+      const fields = toFields(raw, fieldSettings, { arrival, nextMessageId });
       const headers = headersWithOverrides(config.objectHeaders, msg);
-      return intake.accept(route.prepare(fields, toBody(msg.payload, msg.contentType || config.contentType), headers, String(msg._msgid)));
+      return intake.accept(route.prepare(fields, body, headers, String(msg._msgid)));
     };
 
     node.on("input", (msg: EgressMsg, send: Send, done: Done) => {

@@ -61,6 +61,11 @@ export class Intake {
     return this.spool?.pending ?? 0;
   }
 
+  /** Whether a write of `bytes` would be refused now (policy "reject" and a full queue), so it can be refused before it is prepared. */
+  refuses(bytes: number): boolean {
+    return this.policy === "reject" && !this.writer.hasRoom(bytes);
+  }
+
   async accept(write: SpooledWrite): Promise<Acceptance> {
     const bytes = write.body.length;
     if (!this.opening) return { state: "written", outcome: await this.put(write) };

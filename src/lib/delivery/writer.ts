@@ -109,11 +109,14 @@ export class Writer {
    * `countsAsWritten: false` keeps a request that stores no object by itself (a multipart upload's
    * create, parts, abort) out of `counts.written`.
    */
+  /** The error a write beyond the bounds is refused with. */
+  fullError(): QueueFullError {
+    return new QueueFullError(this.bounds, { messages: this.queued + this.running, bytes: this.heldBytes });
+  }
+
   submit<T>(task: () => Promise<T>, bytes = 0, countsAsWritten = true): Promise<T> {
     if (this.closing) return Promise.reject(new WriterClosedError());
-    if (!this.hasRoom(bytes)) {
-      return Promise.reject(new QueueFullError(this.bounds, { messages: this.queued + this.running, bytes: this.heldBytes }));
-    }
+    if (!this.hasRoom(bytes)) return Promise.reject(this.fullError());
     return new Promise<T>((resolve, reject) => {
       this.heldBytes += bytes;
       this.queue.push({ task, bytes, countsAsWritten, resolve: resolve as (value: unknown) => void, reject });
