@@ -67,7 +67,16 @@ async function rawContender(options, finished) {
   return {
     start: (index, payload) => {
       client
-        .send(new PutObjectCommand({ Bucket: BUCKET, Key: `messages/bench/telemetry/device-${index % 100}/2026-11-25/m${index}`, Body: payload }))
+        .send(
+          // The object the node writes for the same msg: key, Content-Type and metadata.
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: `messages/bench/telemetry/device-${index % 100}/2026-11-25/m${index}`,
+            Body: payload,
+            ContentType: "application/octet-stream",
+            Metadata: { "stream-group-name": "bench", "stream-name": "telemetry", "device-id": `device-${index % 100}`, "batch-id": "2026-11-25", "message-id": `m${index}` },
+          }),
+        )
         .then(() => finished(index), (error) => finished(index, error));
     },
     stop: async () => client.destroy(),
