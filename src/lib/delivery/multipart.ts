@@ -52,7 +52,7 @@ export interface ObjectWriter {
  */
 export class StreamingUpload implements ObjectWriter {
   readonly state: MultipartState = { parts: [] };
-  private part = EMPTY;
+  private part: Buffer = EMPTY;
   private filled = 0;
   private written = 0;
   private nextPartNumber = 1;
@@ -60,6 +60,8 @@ export class StreamingUpload implements ObjectWriter {
   /** Bytes of parts handed to S3 and not acknowledged yet. */
   private waitingBytes = 0;
   private readonly waiting = new Set<Promise<void>>();
+  /** Part buffers whose upload ended, for the next parts: a large object reuses a few buffers instead of leaving garbage behind. */
+  private readonly spare: Buffer[] = [];
   private drainWaiters: (() => void)[] = [];
   private failure: Error | undefined;
   private aborted: Promise<void> | undefined;
@@ -189,14 +191,16 @@ export class StreamingUpload implements ObjectWriter {
 
   /** Sends the part buffer as the next part and starts a fresh one. */
   private flush(): void {
-    const body = this.part.subarray(0, this.filled);
+    const full = this.part;
+    const body = full.subarray(0, this.filled);
     // Once an object has needed a part, it is a large one: the next buffer starts at full size.
-    this.part = Buffer.allocUnsafe(this.partSize);
+    this.part = this.spare.pop() ?? Buffer.allocUnsafe(this.partSize);
     this.filled = 0;
-    this.sendPart(body);
+    this.sendPart(body, full.length === this.partSize ? full : undefined);
   }
 
-  private sendPart(body: Buffer): void {
+  /** Sends one part; `reusable` is the buffer behind it when it is ours to fill again once the part is sent. */
+  private sendPart(body: Buffer, reusable?: Buffer): void {
     if (this.failure) return;
     const partNumber = this.nextPartNumber++;
     if (partNumber > MAX_PARTS) {
@@ -218,6 +222,7 @@ export class StreamingUpload implements ObjectWriter {
         (error: Error) => this.fail(error),
       )
       .finally(() => {
+        if (reusable && !this.failure && this.spare.length <= MAX_WAITING_PARTS) this.spare.push(reusable);
         this.waitingBytes -= body.length;
         this.waiting.delete(sent);
         if (!this.backlogged) this.wakeDrainWaiters();
