@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { batchContentType, batchSettings } from "../../nodes/lib/delivery/batches";
+import { formatBytes } from "../../nodes/lib/nodered/status";
+
+describe("batch settings and texts", () => {
+  it("reads the node's batch properties, with defaults for what is missing or unknown", () => {
+    assert.deepEqual(batchSettings({}), { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none" });
+    assert.deepEqual(batchSettings({ path: "a/b", concatenation: "newline", idleTimeout: "2.5", compression: "gzip" }), {
+      path: "a/b",
+      concatenation: "newline",
+      idleTimeoutMs: 2500,
+      compression: "gzip",
+    });
+    assert.equal(batchSettings({ concatenation: "none" }).concatenation, "none");
+    assert.equal(batchSettings({ concatenation: "zip" }).concatenation, "plain");
+    for (const idleTimeout of [-1, "", "soon", 0]) assert.equal(batchSettings({ idleTimeout }).idleTimeoutMs, 0, String(idleTimeout));
+    assert.equal(batchSettings({ compression: "brotli" }).compression, "none");
+  });
+
+  it("gives a batch its first message's Content-Type; JSON one per line is NDJSON unless msg.contentType says otherwise", () => {
+    assert.equal(batchContentType("application/json", undefined, "newline"), "application/x-ndjson");
+    assert.equal(batchContentType("application/json", undefined, "plain"), "application/json");
+    assert.equal(batchContentType("application/json", "application/json", "newline"), "application/json");
+    assert.equal(batchContentType("text/csv", "text/csv", "newline"), "text/csv");
+    assert.equal(batchContentType("text/plain; charset=utf-8", "", "newline"), "text/plain; charset=utf-8");
+  });
+
+  it("formats byte counts for the status", () => {
+    assert.equal(formatBytes(0), "0 B");
+    assert.equal(formatBytes(1023), "1023 B");
+    assert.equal(formatBytes(1536), "1.5 KiB");
+    assert.equal(formatBytes(8 * 1024 * 1024), "8.0 MiB");
+    assert.equal(formatBytes(3 * 1024 ** 3), "3.0 GiB");
+  });
+});
