@@ -114,6 +114,8 @@ export class Spool {
   private deferredHead = 0;
   private waiting: { record: Buffer; resolve: (entry: SpoolEntry) => void; reject: (error: Error) => void }[] = [];
   private flushing: Promise<void> | undefined;
+  /** Segment deletions under way, awaited by close() so the next instance never sees a file vanish. */
+  private readonly removals = new Set<Promise<void>>();
   private closed = false;
 
   private constructor(readonly directory: string) {}
@@ -133,7 +135,8 @@ export class Spool {
       if (name.endsWith(TEMP_SUFFIX)) await fs.rm(file, { force: true });
       if (!name.endsWith(SEGMENT_SUFFIX)) continue;
       spool.nextSequence = Math.max(spool.nextSequence, Number.parseInt(name, 10) + 1 || 1);
-      const data = await fs.readFile(file);
+      const data = await readIfPresent(file);
+      if (!data) continue;
       const { records, problems } = scanSegment(data);
       for (const problem of problems) onProblem({ file, offset: problem.offset, problem: problem.problem });
       if (problems.length > 0) {
@@ -216,7 +219,10 @@ export class Spool {
   release(entry: SpoolEntry): void {
     if (this.closed) return;
     this.pendingRecords--;
-    if (--entry.segment.outstanding === 0) void fs.rm(entry.segment.file, { force: true });
+    if (--entry.segment.outstanding > 0) return;
+    const removal = fs.rm(entry.segment.file, { force: true }).catch(() => undefined);
+    this.removals.add(removal);
+    void removal.finally(() => this.removals.delete(removal));
   }
 
   /**
@@ -226,6 +232,7 @@ export class Spool {
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
+    await Promise.all([...this.removals]);
   }
 
   private async flush(): Promise<void> {
@@ -254,6 +261,16 @@ export class Spool {
     } finally {
       this.flushing = undefined;
     }
+  }
+}
+
+/** The file's bytes, or undefined when it is gone (a segment deleted as it was listed). */
+async function readIfPresent(file: string): Promise<Buffer | undefined> {
+  try {
+    return await fs.readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
   }
 }
 
