@@ -111,6 +111,15 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     assert.match(await preview.innerText(), /demo\/messages\/factory\/telemetry\/robot-125\/\d{4}-\d{2}-\d{2}\/[0-9A-Z]{26}/);
     await screenshotDialog(page, "#s3-egress-preview-result", "s3-egress-dialog.png");
 
+    // The route input shows only what applies: message id and its autofill for Messages, batch fields for Batches.
+    const messageIdRow = page.locator(".form-row:has(#node-input-messageId)");
+    await page.locator("#node-input-input").selectOption("batches");
+    await messageIdRow.waitFor({ state: "hidden" });
+    assert.ok(await page.locator(".s3-egress-batches-only").first().isVisible());
+    await page.locator("#node-input-input").selectOption("messages");
+    await messageIdRow.waitFor({ state: "visible" });
+    assert.equal(await page.locator(".s3-egress-batches-only").first().isVisible(), false);
+
     // Live validation: a literal (string) workspace id that is not a GUID marks the field.
     const workspaceRow = page.locator(".form-row:has(#node-input-workspaceId)");
     await workspaceRow.locator("button.red-ui-typedInput-type-select").click();
