@@ -104,15 +104,16 @@ export class Writer {
     return held < this.bounds.maxMessages && this.heldBytes + bytes <= this.bounds.maxBytes;
   }
 
+  /** The error a write beyond the bounds is refused with. */
+  fullError(): QueueFullError {
+    return new QueueFullError(this.bounds, { messages: this.queued + this.running, bytes: this.heldBytes });
+  }
+
   /**
    * Queues a write of `bytes`; rejects with QueueFullError when it does not fit, WriterClosedError once closed.
    * `countsAsWritten: false` keeps a request that stores no object by itself (a multipart upload's
    * create, parts, abort) out of `counts.written`.
    */
-  /** The error a write beyond the bounds is refused with. */
-  fullError(): QueueFullError {
-    return new QueueFullError(this.bounds, { messages: this.queued + this.running, bytes: this.heldBytes });
-  }
 
   submit<T>(task: () => Promise<T>, bytes = 0, countsAsWritten = true): Promise<T> {
     if (this.closing) return Promise.reject(new WriterClosedError());
