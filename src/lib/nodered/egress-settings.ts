@@ -1,0 +1,81 @@
+import os from "node:os";
+import path from "node:path";
+import type { NodeAPI, NodeDef } from "node-red";
+import type { FieldName, RouteInput } from "../core/record";
+import type { QueueFullPolicy } from "../delivery/intake";
+import { DEFAULT_BOUNDS, DEFAULT_RETRY, type QueueBounds, type RetryPolicy } from "../delivery/writer";
+
+/** The s3-egress node's properties as the editor stores them. */
+export type EgressDef = NodeDef & {
+  sink: string;
+  input: RouteInput;
+  path: string;
+  batchIdAutofill: "none" | "utc-date";
+  messageIdAutofill: "none" | "auto";
+  concurrency: number | string;
+  spool?: boolean | string;
+  queueFull?: string;
+  maxQueue?: number | string;
+  maxQueueMB?: number | string;
+  attempts?: number | string;
+  maxRetryDelay?: number | string;
+  neverOverwrite?: boolean | string;
+  /** Batch Completions only. */
+  concatenation?: string;
+  idleTimeout?: number | string;
+  compression?: string;
+} & { [field in FieldName]: string } & { [field in `${FieldName}Type`]: string };
+
+/**
+ * Writes in flight per node: the contract's default. `npm run bench` shows 32 doing better at
+ * 25 ms per PUT (S3's round trip); the README says when to raise it.
+ */
+export const DEFAULT_CONCURRENCY = 16;
+/** How long a closing node waits for writes in flight, inside Node-RED's 15 s close timeout. */
+const CLOSE_WAIT_MS = 10_000;
+const CLOSE_WAIT_LIMIT_MS = 14_000;
+
+export interface DeliverySettings {
+  spool: boolean;
+  queueFull: QueueFullPolicy;
+  bounds: QueueBounds;
+  retry: RetryPolicy;
+  neverOverwrite: boolean;
+}
+
+/** The node's delivery properties, with defaults for what is missing or not a number. */
+export function deliverySettings(def: EgressDef): DeliverySettings {
+  const spool = def.spool === true || def.spool === "true";
+  return {
+    spool,
+    // Spilling needs somewhere to spill to.
+    queueFull: spool && def.queueFull !== "reject" ? "spool" : "reject",
+    bounds: {
+      maxMessages: positive(def.maxQueue, DEFAULT_BOUNDS.maxMessages),
+      maxBytes: positive(def.maxQueueMB, DEFAULT_BOUNDS.maxBytes / 1024 / 1024) * 1024 * 1024,
+    },
+    retry: {
+      attempts: positive(def.attempts, DEFAULT_RETRY.attempts),
+      baseDelayMs: DEFAULT_RETRY.baseDelayMs,
+      maxDelayMs: positive(def.maxRetryDelay, DEFAULT_RETRY.maxDelayMs / 1000) * 1000,
+    },
+    neverOverwrite: def.neverOverwrite === true || def.neverOverwrite === "true",
+  };
+}
+
+function positive(value: number | string | undefined, fallback: number): number {
+  const number = Number(value);
+  return value !== "" && Number.isFinite(number) && number > 0 ? number : fallback;
+}
+
+/** `<userDir>/s3-egress-spool/<node id>`; the id made safe as a file name (subflow instances have dotted ids). */
+export function spoolDirectoryOf(RED: NodeAPI, nodeId: string): string {
+  const userDir = (RED.settings as { userDir?: string }).userDir || path.join(os.homedir(), ".node-red");
+  return path.join(userDir, "s3-egress-spool", nodeId.replace(/[^A-Za-z0-9_-]/g, "_"));
+}
+
+/** `s3EgressCloseTimeout` in settings.js (ms), kept inside Node-RED's own 15 s. */
+export function closeTimeout(RED: NodeAPI): number {
+  const configured = Number((RED.settings as { s3EgressCloseTimeout?: unknown }).s3EgressCloseTimeout);
+  return Number.isFinite(configured) && configured >= 0 ? Math.min(configured, CLOSE_WAIT_LIMIT_MS) : CLOSE_WAIT_MS;
+}
