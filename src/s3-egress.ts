@@ -3,13 +3,13 @@ import { MessageIdGenerator } from "./lib/core/ids";
 import { headersWithOverrides } from "./lib/core/object-options";
 import { FIELD_NAMES, type FieldName, type RawFields, type RouteInput, toBody, toFields } from "./lib/core/record";
 import { BatchJournal } from "./lib/delivery/batch-journal";
-import { type Admission, BatchRoute, batchSettings } from "./lib/delivery/batches";
+import { type Admission, BatchRoute } from "./lib/delivery/batches";
 import { MessageRoute, type WriteOutcome } from "./lib/delivery/messages";
 import { type Acceptance, Intake } from "./lib/delivery/intake";
 import { Spool } from "./lib/delivery/spool";
 import { type DeliveryCounts, Writer, WriterClosedError } from "./lib/delivery/writer";
 import type { SinkConfigNode } from "./lib/nodered/config-node";
-import { DEFAULT_CONCURRENCY, type EgressDef, closeTimeout, deliverySettings, spoolDirectoryOf } from "./lib/nodered/egress-settings";
+import { DEFAULT_CONCURRENCY, type EgressDef, batchSettings, closeTimeout, deliverySettings, spoolDirectoryOf } from "./lib/nodered/egress-settings";
 import { registerEditorApi } from "./lib/nodered/editor-api";
 import { FieldReader, type TypedValue } from "./lib/nodered/fields";
 import { ThrottledStatus, formatBytes } from "./lib/nodered/status";
@@ -49,7 +49,9 @@ export = function (RED: NodeAPI): void {
       typedFields[field] = { value: def[field] ?? field, type: def[`${field}Type`] || "msg" };
     }
     const reader = new FieldReader(RED, node, typedFields);
+    const fieldSettings = { ...fieldOptions, sources: reader.sources };
     const ids = new MessageIdGenerator();
+    const nextMessageId = () => ids.next();
 
     const delivery = deliverySettings(def);
     const spoolDirectory = delivery.spool ? spoolDirectoryOf(RED, node.id) : undefined;
@@ -181,7 +183,7 @@ export = function (RED: NodeAPI): void {
 
     /** Batches: a msg that joins a batch is done once its data is held; the msg that completes it carries the batch's result or error. */
     const joinBatch = (route: BatchRoute, raw: RawFields, msg: EgressMsg, arrival: number, send: Send, done: Done): void => {
-      const fields = toFields(raw, { ...fieldOptions, sources: reader.sources }, { arrival, nextMessageId: () => ids.next() });
+      const fields = toFields(raw, fieldSettings, { arrival, nextMessageId });
       const contentType = msg.contentType || config.contentType;
       if (journal) {
         journal
@@ -214,8 +216,6 @@ export = function (RED: NodeAPI): void {
       }
     };
 
-    const fieldSettings = { ...fieldOptions, sources: reader.sources };
-    const nextMessageId = () => ids.next();
     const accept = (raw: RawFields, msg: EgressMsg, arrival: number): Promise<Acceptance> => {
       const body = toBody(msg.payload, msg.contentType || config.contentType);
       // A full queue refuses at once, before key and metadata are derived: a burst's refusals cost little.

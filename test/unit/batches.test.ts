@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { batchContentType, batchSettings } from "../../nodes/lib/delivery/batches";
+import { batchContentType } from "../../nodes/lib/delivery/batches";
+import { batchSettings } from "../../nodes/lib/nodered/egress-settings";
 import { formatBytes } from "../../nodes/lib/nodered/status";
 
 describe("batch settings and texts", () => {

@@ -246,15 +246,3 @@ export function batchContentType(derived: string, override: unknown, concatenati
   if (!overridden && derived === CONTENT_TYPES.json && concatenation === "newline") return NDJSON_CONTENT_TYPE;
   return derived;
 }
-
-/** The node's batch properties as stored in the flow, each with its default when absent or unknown. */
-export function batchSettings(def: { path?: string; concatenation?: string; idleTimeout?: number | string; compression?: string }): BatchSettings {
-  const concatenation = def.concatenation === "none" || def.concatenation === "newline" ? def.concatenation : "plain";
-  const idleSeconds = Number(def.idleTimeout);
-  return {
-    path: def.path ?? "",
-    concatenation,
-    idleTimeoutMs: Number.isFinite(idleSeconds) && idleSeconds > 0 ? idleSeconds * 1000 : 0,
-    compression: def.compression === "gzip" ? "gzip" : "none",
-  };
-}

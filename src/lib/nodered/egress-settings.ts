@@ -2,6 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import type { NodeAPI, NodeDef } from "node-red";
 import type { FieldName, RouteInput } from "../core/record";
+import type { BatchSettings } from "../delivery/batches";
 import type { QueueFullPolicy } from "../delivery/intake";
 import { DEFAULT_BOUNDS, DEFAULT_RETRY, type QueueBounds, type RetryPolicy } from "../delivery/writer";
 
@@ -78,4 +79,14 @@ export function spoolDirectoryOf(RED: NodeAPI, nodeId: string): string {
 export function closeTimeout(RED: NodeAPI): number {
   const configured = Number((RED.settings as { s3EgressCloseTimeout?: unknown }).s3EgressCloseTimeout);
   return Number.isFinite(configured) && configured >= 0 ? Math.min(configured, CLOSE_WAIT_LIMIT_MS) : CLOSE_WAIT_MS;
+}
+
+/** The node's batch properties as stored in the flow, each with its default when absent or unknown. */
+export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression">>): BatchSettings {
+  return {
+    path: def.path ?? "",
+    concatenation: def.concatenation === "none" || def.concatenation === "newline" ? def.concatenation : "plain",
+    idleTimeoutMs: positive(def.idleTimeout, 0) * 1000,
+    compression: def.compression === "gzip" ? "gzip" : "none",
+  };
 }
