@@ -57,7 +57,7 @@ export class MessageRoute {
         outcome.alreadyWritten = true;
       }
       return outcome;
-    }, write.body.length);
+    }, { bytes: write.body.length });
   }
 
   /** Each part goes through the writer on its own (bound, retries); a failed upload is aborted. */

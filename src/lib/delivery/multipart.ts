@@ -128,7 +128,7 @@ export class StreamingUpload implements ObjectWriter {
     if (this.failure) return this.failWith(this.failure);
     if (!this.created) {
       const body = this.part.subarray(0, this.filled);
-      const result = await this.writer.submit(() => this.sink.putObject(this.key, body, this.options));
+      const result = await this.writer.submit(() => this.sink.putObject(this.key, body, this.options), { bytes: body.length, admitted: true });
       return { ...result, bytes: body.length };
     }
     if (this.filled > 0) this.flush();
@@ -137,7 +137,7 @@ export class StreamingUpload implements ObjectWriter {
     const uploadId = await this.created;
     const parts = [...this.state.parts].sort((a, b) => a.partNumber - b.partNumber);
     try {
-      const result = await this.writer.submit(() => this.sink.completeMultipartUpload(this.key, uploadId, parts));
+      const result = await this.writer.submit(() => this.sink.completeMultipartUpload(this.key, uploadId, parts), { admitted: true });
       return { ...result, bytes: this.written };
     } catch (error) {
       return this.failWith(error as Error);
@@ -163,7 +163,7 @@ export class StreamingUpload implements ObjectWriter {
       } catch {
         return; // never created: nothing to abort
       }
-      await this.writer.submit(() => this.sink.abortMultipartUpload(this.key, uploadId), 0, false);
+      await this.writer.submit(() => this.sink.abortMultipartUpload(this.key, uploadId), { countsAsWritten: false, admitted: true });
     })();
     return this.aborted;
   }
@@ -208,12 +208,12 @@ export class StreamingUpload implements ObjectWriter {
       return;
     }
     this.written += body.length;
-    this.created ??= this.writer.submit(() => this.sink.createMultipartUpload(this.key, this.options), 0, false);
+    this.created ??= this.writer.submit(() => this.sink.createMultipartUpload(this.key, this.options), { countsAsWritten: false, admitted: true });
     this.waitingBytes += body.length;
     const sent: Promise<void> = this.created
       .then((uploadId) => {
         this.state.uploadId = uploadId;
-        return this.writer.submit(() => this.sink.uploadPart(this.key, uploadId, partNumber, body), 0, false);
+        return this.writer.submit(() => this.sink.uploadPart(this.key, uploadId, partNumber, body), { bytes: body.length, countsAsWritten: false, admitted: true });
       })
       .then(
         (etag) => {

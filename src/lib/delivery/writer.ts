@@ -56,6 +56,12 @@ export class WriterClosedError extends Error {
   }
 }
 
+export interface SubmitOptions {
+  bytes?: number;
+  countsAsWritten?: boolean;
+  admitted?: boolean;
+}
+
 interface Job {
   task: () => Promise<unknown>;
   bytes: number;
@@ -110,14 +116,17 @@ export class Writer {
   }
 
   /**
-   * Queues a write of `bytes`; rejects with QueueFullError when it does not fit, WriterClosedError once closed.
-   * `countsAsWritten: false` keeps a request that stores no object by itself (a multipart upload's
-   * create, parts, abort) out of `counts.written`.
+   * Queues a write; rejects with QueueFullError when it does not fit the bounds, WriterClosedError once closed.
+   * - `bytes`: what it holds in memory until it ends, counted against the byte bound;
+   * - `countsAsWritten: false` keeps a request that stores no object by itself (a multipart
+   *   upload's create, parts, abort) out of `counts.written`;
+   * - `admitted: true` marks work already accepted (a batch, or a part of an accepted msg): it is
+   *   counted but never refused by the bounds, which only decide what new msgs may enter.
    */
-
-  submit<T>(task: () => Promise<T>, bytes = 0, countsAsWritten = true): Promise<T> {
+  submit<T>(task: () => Promise<T>, options: SubmitOptions = {}): Promise<T> {
+    const { bytes = 0, countsAsWritten = true, admitted = false } = options;
     if (this.closing) return Promise.reject(new WriterClosedError());
-    if (!this.hasRoom(bytes)) return Promise.reject(this.fullError());
+    if (!admitted && !this.hasRoom(bytes)) return Promise.reject(this.fullError());
     return new Promise<T>((resolve, reject) => {
       this.heldBytes += bytes;
       this.queue.push({ task, bytes, countsAsWritten, resolve: resolve as (value: unknown) => void, reject });
