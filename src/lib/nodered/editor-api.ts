@@ -14,22 +14,29 @@ import { sourceLabel, type TypedValue } from "./fields";
  *   `window.S3EgressRules`, so the dialogs check exactly what the runtime checks. Public like
  *   any editor resource: the editor loads it with a plain <script src> (no auth header), and it
  *   holds code only.
+ * - GET  /s3-egress/saved-properties.js: core/saved-properties.js the same way, as
+ *   `window.S3EgressSavedProperties` (absent properties of saved flows read as their defaults).
  * - POST /s3-egress/preview: the key, metadata and Content-Type a node's settings would give a
  *   sample msg, computed by the same core functions the runtime uses.
  */
 export function registerEditorApi(RED: NodeAPI): void {
-  const rulesScript = browserScript(readFileSync(path.join(__dirname, "..", "core", "rules.js"), "utf8"));
-  RED.httpAdmin.get("/s3-egress/rules.js", (_req: Request, res: Response) => {
-    res.type("application/javascript").send(rulesScript);
-  });
+  for (const [module, global] of [
+    ["rules", "S3EgressRules"],
+    ["saved-properties", "S3EgressSavedProperties"],
+  ]) {
+    const script = browserScript(readFileSync(path.join(__dirname, "..", "core", `${module}.js`), "utf8"), global);
+    RED.httpAdmin.get(`/s3-egress/${module}.js`, (_req: Request, res: Response) => {
+      res.type("application/javascript").send(script);
+    });
+  }
   RED.httpAdmin.post("/s3-egress/preview", RED.auth.needsPermission("s3-egress.read"), (req: Request, res: Response) => {
     previewOf(RED, req.body as PreviewRequest).then((preview) => res.json(preview));
   });
 }
 
-/** The CommonJS module wrapped so that a browser runs it and finds its exports on `window.S3EgressRules`. */
-function browserScript(commonJs: string): string {
-  return `(function () {\nvar module = { exports: {} };\nvar exports = module.exports;\n${commonJs}\nwindow.S3EgressRules = module.exports;\n})();\n`;
+/** The CommonJS module wrapped so that a browser runs it and finds its exports on `window[global]`. */
+function browserScript(commonJs: string, global: string): string {
+  return `(function () {\nvar module = { exports: {} };\nvar exports = module.exports;\n${commonJs}\nwindow.${global} = module.exports;\n})();\n`;
 }
 
 /** What the dialog sends: its current (unsaved) settings and a sample msg. */
