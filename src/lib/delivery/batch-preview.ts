@@ -1,6 +1,6 @@
 import type { RecordFields } from "../core/record";
 import { type ObjectOptions, S3Sink, type WriteResult } from "../s3/client";
-import { type Admission, BatchRoute, type BatchSettings } from "./batches";
+import { type Admission, type BatchSettings, Batches } from "./batches";
 import { Writer } from "./writer";
 
 /** One sample msg of a batch preview: what the route takes in. */
@@ -43,11 +43,13 @@ class DryRunSink extends S3Sink {
  */
 export async function batchObject(settings: BatchSettings, fields: RecordFields, samples: SampleMsg[]): Promise<BatchObject> {
   const sink = new DryRunSink();
-  const route = new BatchRoute(sink, new Writer(1), { ...settings, idleTimeoutMs: 0 }, { completed: () => undefined, failed: () => undefined });
+  const ignore = () => undefined;
+  const batches = new Batches(sink, new Writer(1), { ...settings, idleTimeoutMs: 0 }, { completed: ignore, failed: ignore, unusable: ignore });
   try {
     let admission: Admission | undefined;
     for (const [index, sample] of samples.entries()) {
-      admission = route.accept(fields, sample.payload, sample.contentType, index === samples.length - 1, Date.now());
+      const complete = index === samples.length - 1;
+      admission = await batches.accept({ fields, payload: sample.payload, contentType: sample.contentType, complete, arrival: Date.now(), msgid: `preview-${index}` });
     }
     if (!admission || !("completed" in admission)) throw new Error("the sample batch has no msgs");
     await admission.completed;
