@@ -5,10 +5,10 @@ import { Writer } from "../../nodes/lib/delivery/writer";
 import { S3Sink } from "../../nodes/lib/s3/client";
 import { MiB, patternBytes } from "../support/bytes";
 import { inspectedS3 } from "../support/inspector";
-import { CREDENTIALS, TEST_BUCKET } from "../support/s3";
+import { CREDENTIALS, S3_UNDER_TEST, TEST_BUCKET } from "../support/s3";
 
 /** The open-batch state a durable spool keeps: plain data, with the upload id, acknowledged parts and the unflushed tail. */
-describe("BatchRoute open-batch state, against s3rver", function () {
+describe(`BatchRoute open-batch state, against ${S3_UNDER_TEST}`, function () {
   const context = inspectedS3();
 
   it("exposes each open batch as serialisable state plus its unflushed tail, and completes what it holds", async () => {
@@ -41,7 +41,7 @@ describe("BatchRoute open-batch state, against s3rver", function () {
         lastMessageAt: 1000,
         upload: { uploadId: big.state.upload.uploadId, parts: [{ partNumber: 1, etag: big.state.upload.parts[0].etag }] },
       });
-      assert.match(String(state.upload.uploadId), /^[0-9a-f]+$/);
+      assert.ok(typeof state.upload.uploadId === "string" && state.upload.uploadId.length > 0, "the server's upload id");
       assert.ok(big.tail.equals(Buffer.concat(chunks).subarray(DEFAULT_PART_SIZE)), "the tail is what part 1 did not take");
       assert.deepEqual(small.state.upload, { parts: [] }, "a batch under one part has no upload yet");
       assert.equal(small.tail.toString(), "small");
