@@ -71,9 +71,10 @@ function startEndpoint() {
 function batchRoute(endpoint, settings) {
   const { S3Sink } = require(path.join(NODES, "s3", "client.js"));
   const { Writer } = require(path.join(NODES, "delivery", "writer.js"));
+  const { FixedLimit } = require(path.join(NODES, "delivery", "concurrency.js"));
   const { Batches } = require(path.join(NODES, "delivery", "batches.js"));
   const sink = new S3Sink({ bucket: BUCKET, region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
-  const writer = new Writer(16);
+  const writer = new Writer(new FixedLimit(16));
   const failures = [];
   const route = new Batches(sink, writer, { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", maxOpenBatches: 100_000, atOpenLimit: "reject", ...settings }, {
     completed: () => undefined,
