@@ -121,6 +121,13 @@ describe(`s3-egress, Messages route, against ${S3_UNDER_TEST}`, function () {
     assert.equal(stored.metadata["batch-id"], "20231219");
   });
 
+  it("an unnamed node reports its errors under its label, not its id", async () => {
+    flow = await EgressFlow.load(s3.endpoint);
+    assert.equal(flow.egress.name, "S3 messages");
+    const error = await flow.fail({ payload: "x" });
+    assert.equal((error.msg.error as { source: { name: string } }).source.name, "S3 messages");
+  });
+
   describe("bad input fails that msg alone, names what is wrong, writes nothing", () => {
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ["missing device id", { deviceId: undefined }, /deviceId \(msg\.deviceId\) is missing/],
@@ -141,9 +148,15 @@ describe(`s3-egress, Messages route, against ${S3_UNDER_TEST}`, function () {
         const error = await flow.fail({ ...device, payload: "x", ...change });
         assert.match(error.message, pattern);
         assert.deepEqual(await s3.keys(), []);
+        // The node shows it, whole, in a red ring until the next success.
+        const shown = await flow.status((status) => status.fill === "red");
+        assert.equal(shown.shape, "ring");
+        assert.match(String(shown.text), new RegExp(`^bad input: ${pattern.source}`));
+        assert.equal(`InputError: ${String(shown.text).slice("bad input: ".length)}`, error.message);
         // The node keeps working.
         await flow.write({ ...device, payload: "next" });
         assert.deepEqual(await s3.keys(), ["messages/group-a/telemetry/robot-125/2023-12-19/m00767"]);
+        await flow.status((status) => status.fill === "green" && status.text === "ok (1)");
       });
     }
   });
