@@ -107,6 +107,20 @@ describe("faults: Batch Completions never lose, truncate, reorder or silently ov
     assert.deepEqual(spoolSegments(userDir), []);
   });
 
+  for (const spool of [false, true]) {
+    it(`an S3 outage outlasting the retries: the batch fails to Catch with the S3 code${spool ? ", and its records are released" : ""}`, async () => {
+      proxy.script([{ action: { kind: "error", status: 503, code: "SlowDown" } }]);
+      flow = await EgressFlow.load(proxy.endpoint, { input: "batches", attempts: 2, spool });
+      await flow.join({ ...device("A"), payload: "a1" });
+      const error = await flow.fail({ ...device("A"), payload: "a2", complete: true });
+      assert.match(error.message, /SlowDown/);
+      assert.equal(proxy.seen.filter((request) => request.outcome === "503 SlowDown").length, 2);
+      await settle();
+      assert.deepEqual(spoolSegments(userDir), []);
+      assert.deepEqual(await s3.keys(), []);
+    });
+  }
+
   it("a spool directory that cannot be opened fails msgs clearly and Node-RED keeps running", async () => {
     writeFileSync(path.join(userDir, "s3-egress-spool"), "a file where the spool directory should be");
     flow = await EgressFlow.load(s3.endpoint, { input: "batches", spool: true });
