@@ -67,7 +67,7 @@ function userDirWith(endpoint: string, egress: Record<string, unknown>): string 
   const flows = [
     { id: "tab", type: "tab", label: "crash" },
     { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint, forcePathStyle: true },
-    { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", spool: true, concurrency: 4, wires: [[]], ...egress },
+    { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", spool: true, wires: [[]], ...egress },
   ];
   writeFileSync(path.join(userDir, "flows.json"), JSON.stringify(flows));
   writeFileSync(path.join(userDir, "flows_cred.json"), JSON.stringify({ cfg: CREDENTIALS }));
@@ -95,7 +95,7 @@ describe("faults: the runtime process killed with SIGKILL mid-load, restarted wi
   });
 
   it("every msg the killed runtime accepted is written after the restart; resent msgs make no strays", async () => {
-    userDir = userDirWith(proxy.endpoint, { maxQueue: 20 });
+    userDir = userDirWith(proxy.endpoint, { concurrency: 4, maxQueue: 20 });
     const total = 600;
     proxy.script([{ action: { kind: "latency", ms: 25 } }]);
     const first = new Runtime(userDir, range(total));
@@ -123,7 +123,7 @@ describe("faults: the runtime process killed with SIGKILL mid-load, restarted wi
   });
 
   it("Batch Completions: every msg the killed runtime acknowledged is in its batch after the restart, in arrival order", async () => {
-    userDir = userDirWith(proxy.endpoint, { input: "batches", concatenation: "newline", idleTimeout: 1 });
+    userDir = userDirWith(proxy.endpoint, { input: "batches", concatenation: "newline", idleTimeout: 1, concurrency: 4 });
     const text = { S3_EGRESS_CHILD_TEXT: "1" };
     const first = new Runtime(userDir, range(1000), text);
     await first.until(() => first.done.size >= 300);
@@ -157,16 +157,7 @@ describe("faults: S3 down while msgs arrive, the runtime killed with SIGKILL, S3
   before(async () => {
     s3 = await LocalS3.start();
     proxy = await FaultProxy.start(s3.endpoint);
-    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-outage-crash-"));
-    mkdirSync(path.join(userDir, "node_modules", "@iot-sinks"), { recursive: true });
-    symlinkSync(PACKAGE_ROOT, path.join(userDir, "node_modules", "@iot-sinks", "node-red-s3-egress"), "dir");
-    const flows = [
-      { id: "tab", type: "tab", label: "outage" },
-      { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint: proxy.endpoint, forcePathStyle: true },
-      { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", spool: true, wires: [[]] },
-    ];
-    writeFileSync(path.join(userDir, "flows.json"), JSON.stringify(flows));
-    writeFileSync(path.join(userDir, "flows_cred.json"), JSON.stringify({ cfg: CREDENTIALS }));
+    userDir = userDirWith(proxy.endpoint, {});
   });
   after(async () => {
     await proxy.stop();

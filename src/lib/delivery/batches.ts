@@ -142,6 +142,8 @@ export class Batches {
   private heldBytes = 0;
   private readonly clockBase = Date.now();
   private spool: Spool | undefined;
+  /** While the spool is replayed, records carry their original (old) arrival times: no batch is idle yet. */
+  private replaying = false;
   private readonly sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -176,6 +178,15 @@ export class Batches {
   /** From now on every msg is recorded in `spool` first. Replays the records found there, oldest first; returns how many. */
   async resume(spool: Spool): Promise<number> {
     this.spool = spool;
+    this.replaying = true;
+    try {
+      return await this.replay(spool);
+    } finally {
+      this.replaying = false;
+    }
+  }
+
+  private async replay(spool: Spool): Promise<number> {
     let replayed = 0;
     for (let taken = await spool.takeDeferred(); taken; taken = await spool.takeDeferred()) {
       const { entry, write } = taken;
@@ -458,6 +469,7 @@ export class Batches {
   }
 
   private completeIdle(now: number): void {
+    if (this.replaying) return;
     const deadline = now - this.clockBase - this.settings.idleTimeoutMs;
     for (const batch of this.open.values()) {
       if (batch.lastMessageAt > deadline) return;
