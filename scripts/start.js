@@ -100,7 +100,11 @@ function exampleFlows() {
     .map((node) => (merged.has(node.sink) ? { ...node, sink: kept.id } : node));
 }
 
-main().catch((error) => {
-  console.error(error.message || error);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(error.message || error);
+    process.exit(1);
+  });
+}
+
+module.exports = { exampleFlows, MQTT_BROKER_NODE };
