@@ -46,6 +46,9 @@ const HEADER_BYTES = 12;
 const SEGMENT_BYTES = 8 * 1024 * 1024;
 const SEGMENT_SUFFIX = ".seg";
 const TEMP_SUFFIX = ".tmp";
+/** Device data on disk: readable by the Node-RED user only, whatever the umask. */
+const PRIVATE_DIRECTORY = 0o700;
+const PRIVATE_FILE = 0o600;
 
 export function encodeRecord(write: SpooledWrite): Buffer {
   const { body, ...rest } = write;
@@ -127,7 +130,9 @@ export class Spool {
    */
   static async open(directory: string, onProblem: (problem: SpoolProblem) => void): Promise<Spool> {
     const spool = new Spool(directory);
-    await fs.mkdir(directory, { recursive: true });
+    await fs.mkdir(directory, { recursive: true, mode: PRIVATE_DIRECTORY });
+    // A spool made by an older version (or under a lax umask) holds device data too: close it to others.
+    await fs.chmod(directory, PRIVATE_DIRECTORY);
     const names = (await fs.readdir(directory)).sort();
     for (const name of names) {
       const file = path.join(directory, name);
@@ -140,8 +145,9 @@ export class Spool {
       const { records, problems } = scanSegment(data);
       for (const problem of problems) onProblem({ file, offset: problem.offset, problem: problem.problem });
       if (problems.length > 0) {
-        await fs.mkdir(path.join(directory, "damaged"), { recursive: true });
+        await fs.mkdir(path.join(directory, "damaged"), { recursive: true, mode: PRIVATE_DIRECTORY });
         await fs.copyFile(file, path.join(directory, "damaged", name));
+        await fs.chmod(path.join(directory, "damaged", name), PRIVATE_FILE);
       }
       if (records.length === 0) {
         await fs.rm(file, { force: true });
@@ -277,7 +283,7 @@ async function readIfPresent(file: string): Promise<Buffer | undefined> {
 /** Writes a file so that after a crash it is either complete or absent: temporary file, fsync, rename, directory fsync. */
 async function writeDurably(file: string, chunks: Buffer[]): Promise<void> {
   const temporary = file.slice(0, -SEGMENT_SUFFIX.length) + TEMP_SUFFIX;
-  const handle = await fs.open(temporary, "w");
+  const handle = await fs.open(temporary, "w", PRIVATE_FILE);
   try {
     await handle.writeFile(Buffer.concat(chunks));
     await handle.sync();
