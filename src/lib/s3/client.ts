@@ -202,7 +202,8 @@ export class S3Sink {
     return output.UploadId;
   }
 
-  async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[]): Promise<WriteResult> {
+  /** `ifNoneMatch`: S3 answers 412 instead of completing when the key holds an object already. */
+  async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], ifNoneMatch = false): Promise<WriteResult> {
     const output = await this.callSdk((sdk, sendOptions) =>
       sdk.send(
         new CompleteMultipartUploadCommand({
@@ -210,6 +211,7 @@ export class S3Sink {
           Key: key,
           UploadId: uploadId,
           MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: part.etag })) },
+          IfNoneMatch: ifNoneMatch ? "*" : undefined,
         }),
         sendOptions,
       ),
