@@ -1,4 +1,5 @@
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
+import { InputError } from "./lib/core/errors";
 import { MessageIdGenerator } from "./lib/core/ids";
 import { headersWithOverrides } from "./lib/core/object-options";
 import { FIELD_NAMES, type FieldName, type RawFields, type RouteInput, toBody, toFields } from "./lib/core/record";
@@ -20,6 +21,8 @@ export = function (RED: NodeAPI): void {
   function S3EgressNode(this: Node, def: EgressDef): void {
     RED.nodes.createNode(this, def);
     const node = this;
+    // Errors and warnings are listed under the node's name: an unnamed node goes by its label, not its id.
+    node.name ||= RED._(`s3-egress.node-label.${def.input === "batches" ? "batches" : "messages"}`);
     const config = RED.nodes.getNode(def.sink) as SinkConfigNode | null;
     const problem = !config ? RED._("s3-egress.errors.no-config") : config.problem;
     if (problem || !config?.sink) {
@@ -62,7 +65,7 @@ export = function (RED: NodeAPI): void {
       const variant = spooled > 0 ? "-spooled" : "";
       if (retrying && pending > 0) return { fill: "yellow", shape: "ring", text: RED._(`s3-egress.status.retrying${variant}`, counts) };
       if (pending > 0 || spooled > 0) return { fill: "blue", shape: "dot", text: RED._(`s3-egress.status.writing${variant}`, counts) };
-      if (lastError) return { fill: "red", shape: "ring", text: RED._("s3-egress.status.error", { code: lastError }) };
+      if (lastError) return { fill: "red", shape: "ring", text: lastError };
       return { fill: "green", shape: "dot", text: RED._("s3-egress.status.ok", { count: writer.counts.written }) };
     };
     const status = new ThrottledStatus(node, (): NodeStatus => {
@@ -94,10 +97,11 @@ export = function (RED: NodeAPI): void {
     let abandoned = 0;
     const failed = (error: Error & { code?: string }) => {
       if (error instanceof WriterClosedError) abandoned++;
-      if (error.name === "S3Error") {
-        lastError = error.code;
-        status.update();
-      }
+      // Shown until the next success: an S3 error by its code, bad input by what is wrong with it.
+      if (error.name === "S3Error") lastError = RED._("s3-egress.status.error", { code: error.code ?? "" });
+      else if (error instanceof InputError) lastError = RED._("s3-egress.status.bad-input", { problem: error.message });
+      else return;
+      status.update();
     };
     const intake = new Intake(writer, (write) => route.put(write), delivery.queueFull, {
       onLaterWritten: (write, outcome) => {

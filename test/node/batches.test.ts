@@ -3,6 +3,7 @@ import { gunzipSync } from "node:zlib";
 import { MiB, patternBytes as chunk } from "../support/bytes";
 import { EgressFlow, type Msg } from "../support/flow";
 import { inspectedS3 } from "../support/inspector";
+import { S3_UNDER_TEST } from "../support/s3";
 
 const WORKSPACE = "69f09b3f-ec0d-4b9e-a5ec-87150b935296";
 const robot = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
@@ -21,7 +22,7 @@ function resultOf(msg: Msg): BatchResult {
 }
 
 
-describe("s3-egress, Batch Completions route, against s3rver", function () {
+describe(`s3-egress, Batch Completions route, against ${S3_UNDER_TEST}`, function () {
   const context = inspectedS3();
   let flow: EgressFlow;
 
