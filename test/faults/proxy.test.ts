@@ -3,10 +3,10 @@ import { execFile } from "node:child_process";
 import http from "node:http";
 import https from "node:https";
 import { readFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { proxyFor } from "../../nodes/lib/s3/proxy";
 import { ConnectProxy } from "../support/connect-proxy";
+import { type LoopbackEndpoint, listenOnLoopback } from "../support/loopback";
 import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
 
 const TLS = path.join(__dirname, "..", "..", "test", "support", "tls");
@@ -25,7 +25,7 @@ function writeInChild(endpoint: string, prefix: string, env: Record<string, stri
 }
 
 /** s3rver behind TLS on a loopback port, with the test certificate (trusted through NODE_EXTRA_CA_CERTS). */
-async function tlsFront(upstream: string): Promise<{ endpoint: string; stop(): Promise<void> }> {
+function tlsFront(upstream: string): Promise<LoopbackEndpoint> {
   const target = new URL(upstream);
   const server = https.createServer({ key: readFileSync(path.join(TLS, "loopback.key")), cert: readFileSync(path.join(TLS, "loopback.crt")) }, (request, response) => {
     const forward = http.request({ hostname: target.hostname, port: target.port, path: request.url, method: request.method, headers: request.headers }, (answer) => {
@@ -35,14 +35,7 @@ async function tlsFront(upstream: string): Promise<{ endpoint: string; stop(): P
     forward.on("error", () => response.destroy());
     request.pipe(forward);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    endpoint: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    stop: () => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+  return listenOnLoopback(server, "https");
 }
 
 describe("proxies from the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)", function () {

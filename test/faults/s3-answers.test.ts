@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { S3Sink, type SinkSettings } from "../../nodes/lib/s3/client";
 import { S3Error } from "../../nodes/lib/s3/errors";
 import { assertBucketHolds, range, scenarioMsg, sendAll } from "../support/deliveries";
 import { FaultProxy } from "../support/fault-proxy";
 import { EgressFlow } from "../support/flow";
+import { type LoopbackEndpoint, listenOnLoopback } from "../support/loopback";
 import { S3Inspector } from "../support/inspector";
 import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
 
@@ -24,16 +24,8 @@ async function rejection(promise: Promise<unknown>): Promise<S3Error> {
 }
 
 /** A loopback endpoint whose every answer is written by `answer`. */
-async function loopback(answer: (request: http.IncomingMessage, response: http.ServerResponse) => void): Promise<{ endpoint: string; stop(): Promise<void> }> {
-  const server = http.createServer((request, response) => request.resume().on("end", () => answer(request, response)));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    stop: () => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+function loopback(answer: (request: http.IncomingMessage, response: http.ServerResponse) => void): Promise<LoopbackEndpoint> {
+  return listenOnLoopback(http.createServer((request, response) => request.resume().on("end", () => answer(request, response))));
 }
 
 describe("faults: what S3 (or something in its place) answers", function () {
@@ -163,86 +155,73 @@ describe("faults: what S3 (or something in its place) answers", function () {
       await server.stop();
     }
   });
-});
 
-describe("faults: credentials from the default chain", function () {
-  const CHAIN_VARIABLES = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_EC2_METADATA_DISABLED", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"];
-  const saved: Record<string, string | undefined> = {};
-  let s3: LocalS3;
-  let proxy: FaultProxy;
+  describe("credentials from the default chain", function () {
+    const CHAIN_VARIABLES = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_EC2_METADATA_DISABLED", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"];
+    const saved: Record<string, string | undefined> = {};
 
-  before(async () => {
-    s3 = await LocalS3.start();
-    proxy = await FaultProxy.start(s3.endpoint);
-  });
-  after(async () => {
-    await proxy.stop();
-    await s3.stop();
-  });
-  beforeEach(() => {
-    for (const name of CHAIN_VARIABLES) {
-      saved[name] = process.env[name];
-      delete process.env[name];
-    }
-    // Nothing but the environment: no files, and no instance metadata (no traffic off loopback).
-    process.env.AWS_SHARED_CREDENTIALS_FILE = "/nonexistent/credentials";
-    process.env.AWS_CONFIG_FILE = "/nonexistent/config";
-    process.env.AWS_EC2_METADATA_DISABLED = "true";
-  });
-  afterEach(async () => {
-    await EgressFlow.unload();
-    for (const name of CHAIN_VARIABLES) {
-      if (saved[name] === undefined) delete process.env[name];
-      else process.env[name] = saved[name];
-    }
-    await s3.clear();
-    proxy.reset();
-  });
+    beforeEach(() => {
+      for (const name of CHAIN_VARIABLES) {
+        saved[name] = process.env[name];
+        delete process.env[name];
+      }
+      // Nothing but the environment: no files, and no instance metadata (no traffic off loopback).
+      process.env.AWS_SHARED_CREDENTIALS_FILE = "/nonexistent/credentials";
+      process.env.AWS_CONFIG_FILE = "/nonexistent/config";
+      process.env.AWS_EC2_METADATA_DISABLED = "true";
+    });
+    afterEach(() => {
+      for (const name of CHAIN_VARIABLES) {
+        if (saved[name] === undefined) delete process.env[name];
+        else process.env[name] = saved[name];
+      }
+    });
 
-  it("ExpiredToken: the chain is asked for fresh credentials and the write sent again once", async () => {
-    Object.assign(process.env, { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_SESSION_TOKEN: "old-token" });
-    const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: proxy.endpoint, forcePathStyle: true });
-    try {
-      await sink.putObject("token/first", Buffer.from("1"), options);
-      process.env.AWS_SESSION_TOKEN = "new-token";
-      proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] === "old-token" }]);
-      await sink.putObject("token/second", Buffer.from("2"), options);
-    } finally {
-      sink.destroy();
-    }
-    assert.deepEqual(
-      proxy.seen.map((request) => [request.key, request.outcome, request.headers["x-amz-security-token"]]),
-      [
-        ["token/first", "forwarded", "old-token"],
-        ["token/second", "400 ExpiredToken", "old-token"],
-        ["token/second", "forwarded", "new-token"],
-      ],
-    );
-    assert.deepEqual(await s3.keys(), ["token/first", "token/second"]);
-  });
+    it("ExpiredToken: the chain is asked for fresh credentials and the write sent again once", async () => {
+      Object.assign(process.env, { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_SESSION_TOKEN: "old-token" });
+      const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: proxy.endpoint, forcePathStyle: true });
+      try {
+        await sink.putObject("token/first", Buffer.from("1"), options);
+        process.env.AWS_SESSION_TOKEN = "new-token";
+        proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] === "old-token" }]);
+        await sink.putObject("token/second", Buffer.from("2"), options);
+      } finally {
+        sink.destroy();
+      }
+      assert.deepEqual(
+        proxy.seen.map((request) => [request.key, request.outcome, request.headers["x-amz-security-token"]]),
+        [
+          ["token/first", "forwarded", "old-token"],
+          ["token/second", "400 ExpiredToken", "old-token"],
+          ["token/second", "forwarded", "new-token"],
+        ],
+      );
+      assert.deepEqual(await s3.keys(), ["token/first", "token/second"]);
+    });
 
-  it("no credentials anywhere: retried, not failed; the config node says once which node to fill in; written once the environment has keys", async function () {
-    this.timeout(60_000);
-    const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 2, attempts: 1000, maxRetryDelay: 0.3 }, { name: "plant bucket" }, {});
-    const items = range(6).map((index) => scenarioMsg(index));
-    const sending = sendAll(flow, items);
-    await flow.status((status) => status.fill === "yellow" && /^retrying: no credentials: fill in plant bucket \(\d+\)$/.test(String(status.text)));
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const shown = flow.logged("error").filter((entry) => /no AWS credentials/.test(entry.msg));
-    assert.equal(shown.length, 1, "shown once, not per msg or per attempt");
-    assert.match(shown[0].msg, /^CredentialsProviderError: no AWS credentials for config node "plant bucket" \(id cfg\): its Access Key and Secret Access Key are empty .*Open config node "plant bucket" \(id cfg\) and fill in the keys/);
-    assert.equal(proxy.seen.length, 0, "nothing sent unsigned");
-    Object.assign(process.env, { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" });
-    const { written, failed } = await sending;
-    assert.deepEqual(failed.map(({ error }) => error.message), []);
-    assert.equal(await assertBucketHolds(s3, written), 6);
-  });
+    it("no credentials anywhere: retried, not failed; the config node says once which node to fill in; written once the environment has keys", async function () {
+      this.timeout(60_000);
+      const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 2, attempts: 1000, maxRetryDelay: 0.3 }, { name: "plant bucket" }, {});
+      const items = range(6).map((index) => scenarioMsg(index));
+      const sending = sendAll(flow, items);
+      await flow.status((status) => status.fill === "yellow" && /^retrying: no credentials: fill in plant bucket \(\d+\)$/.test(String(status.text)));
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const shown = flow.logged("error").filter((entry) => /no AWS credentials/.test(entry.msg));
+      assert.equal(shown.length, 1, "shown once, not per msg or per attempt");
+      assert.match(shown[0].msg, /^CredentialsProviderError: no AWS credentials for config node "plant bucket" \(id cfg\): its Access Key and Secret Access Key are empty .*Open config node "plant bucket" \(id cfg\) and fill in the keys/);
+      assert.equal(proxy.seen.length, 0, "nothing sent unsigned");
+      Object.assign(process.env, { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" });
+      const { written, failed } = await sending;
+      assert.deepEqual(failed.map(({ error }) => error.message), []);
+      assert.equal(await assertBucketHolds(s3, written), 6);
+    });
 
-  it("no credentials and the retries used up: the msg's error names the config node to fill in", async () => {
-    const flow = await EgressFlow.load(proxy.endpoint, { attempts: 2, maxRetryDelay: 0.05 }, {}, {});
-    const caught = await flow.fail(scenarioMsg(1).msg);
-    assert.match(caught.message, /^S3Error: CredentialsProviderError: no AWS credentials for config node "test-bucket \(127\.0\.0\.1:\d+\)" \(id cfg\)/);
-    assert.match(caught.message, /fill in the keys \(and the endpoint of an S3-compatible store\)/);
-    await flow.status((status) => status.fill === "red" && /^error: no credentials: fill in test-bucket \(127\.0\.0\.1:\d+\)$/.test(String(status.text)));
+    it("no credentials and the retries used up: the msg's error names the config node to fill in", async () => {
+      const flow = await EgressFlow.load(proxy.endpoint, { attempts: 2, maxRetryDelay: 0.05 }, {}, {});
+      const caught = await flow.fail(scenarioMsg(1).msg);
+      assert.match(caught.message, /^S3Error: CredentialsProviderError: no AWS credentials for config node "test-bucket \(127\.0\.0\.1:\d+\)" \(id cfg\)/);
+      assert.match(caught.message, /fill in the keys \(and the endpoint of an S3-compatible store\)/);
+      await flow.status((status) => status.fill === "red" && /^error: no credentials: fill in test-bucket \(127\.0\.0\.1:\d+\)$/.test(String(status.text)));
+    });
   });
 });
