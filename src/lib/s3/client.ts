@@ -96,8 +96,8 @@ const MAX_REDIRECTS = 3;
 const CLOCK_SKEW_CODES = new Set(["RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"]);
 /** Answers saying temporary credentials have expired. */
 const EXPIRED_TOKEN_CODES = new Set(["ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"]);
-/** A Date header has a resolution of 1 s; a smaller difference is no reason to move the signing clock. */
-const CLOCK_RESOLUTION_MS = 1_000;
+/** S3 allows 15 minutes; a smaller difference than this (Date headers have whole seconds) is no reason to move the signing clock. */
+const CLOCK_RESOLUTION_MS = 10_000;
 
 type CredentialChain = (options?: { forceRefresh?: boolean }) => Promise<Credentials>;
 
@@ -148,7 +148,7 @@ export class S3Sink {
     this.timing = { ...DEFAULT_TIMING, ...settings.timing };
     this.target = resolveTarget(settings);
     const endpointUrl = new URL(`${this.target.protocol}//${this.target.host}/`);
-    this.sdkAgent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 4 });
+    this.sdkAgent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16 });
     this.sdk = new S3Client({
       region: settings.region,
       endpoint: settings.endpoint || undefined,
@@ -165,9 +165,10 @@ export class S3Sink {
     this.agent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16, scheduling: "lifo" });
   }
 
-  /** Sizes the socket pool to the writes in flight of every node using this sink. */
+  /** Sizes the socket pools to the writes in flight of every node using this sink (each may be an SDK call). */
   setMaxSockets(count: number): void {
     this.agent.maxSockets = Math.max(1, count);
+    this.sdkAgent.maxSockets = Math.max(1, count);
   }
 
   /** How far S3's clock is ahead of this machine's (negative: behind), as last learnt; 0 until S3 complained. */
