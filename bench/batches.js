@@ -79,10 +79,11 @@ async function benchIngest(endpoint, { messages = 1_000_000, devices = 64 } = {}
   const { toFields } = require(path.join(NODES, "core", "record.js"));
   const { S3Sink } = require(path.join(NODES, "s3", "client.js"));
   const { Writer } = require(path.join(NODES, "delivery", "writer.js"));
+  const { FixedLimit } = require(path.join(NODES, "delivery", "concurrency.js"));
   const { Batches } = require(path.join(NODES, "delivery", "batches.js"));
   const sink = new S3Sink({ bucket: BUCKET, region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
   const settings = { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", maxOpenBatches: devices, atOpenLimit: "reject" };
-  const batches = new Batches(sink, new Writer(16), settings, { completed: () => undefined, failed: () => undefined, unusable: () => undefined });
+  const batches = new Batches(sink, new Writer(new FixedLimit(16)), settings, { completed: () => undefined, failed: () => undefined, unusable: () => undefined });
   const options = { input: "batches", batchIdAutofill: "none", messageIdAutofill: "none" };
   const context = { arrival: 0, nextMessageId: () => "" };
   const raws = Array.from({ length: devices }, (_, index) => ({ streamGroup: "bench", stream: "telemetry", deviceId: `device-${index}`, batchId: "b1" }));
