@@ -61,7 +61,7 @@ describe("faults: what S3 (or something in its place) answers", function () {
 
   it("a clock 20 minutes behind S3's: the first answers' Date corrects the signing time, each write is sent again at once, and the log says so once", async () => {
     proxy.script([{ action: { kind: "skewed-clock", offsetMs: TWENTY_MINUTES } }]);
-    const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 4, attempts: 1 });
+    const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 4 });
     const items = range(40).map((index) => scenarioMsg(index));
     const { written, failed } = await sendAll(flow, items);
     assert.deepEqual(failed.map(({ error }) => error.message), []);
@@ -94,7 +94,7 @@ describe("faults: what S3 (or something in its place) answers", function () {
 
   it("an endless 500 body: a few KiB are read, the connection is cut, the write is retried and lands", async () => {
     proxy.script([{ action: { kind: "endless-error" }, times: 3 }]);
-    const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 1, attempts: 5, maxRetryDelay: 0.05 });
+    const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 1, maxRetryDelay: 0.05 });
     const item = scenarioMsg(1);
     const output = await flow.write(item.msg);
     assert.equal((output.s3 as { attempts: number }).attempts, 4);
@@ -107,7 +107,7 @@ describe("faults: what S3 (or something in its place) answers", function () {
 
   it("301 PermanentRedirect with x-amz-bucket-region: fails at once to Catch naming the bucket's region and the config node to fix", async () => {
     proxy.script([{ action: { kind: "error", status: 301, code: "PermanentRedirect", headers: { "x-amz-bucket-region": "eu-west-1" } } }]);
-    const flow = await EgressFlow.load(proxy.endpoint, { attempts: 5 }, { name: "plant bucket" });
+    const flow = await EgressFlow.load(proxy.endpoint, {}, { name: "plant bucket" });
     const caught = await flow.fail(scenarioMsg(1).msg);
     assert.match(
       caught.message,
@@ -201,10 +201,10 @@ describe("faults: what S3 (or something in its place) answers", function () {
 
     it("no credentials anywhere: retried, not failed; the config node says once which node to fill in; written once the environment has keys", async function () {
       this.timeout(60_000);
-      const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 2, attempts: 1000, maxRetryDelay: 0.3 }, { name: "plant bucket" }, {});
+      const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 2, maxRetryDelay: 0.3 }, { name: "plant bucket" }, {});
       const items = range(6).map((index) => scenarioMsg(index));
       const sending = sendAll(flow, items);
-      await flow.status((status) => status.fill === "yellow" && /^retrying: no credentials: fill in plant bucket \(\d+\)$/.test(String(status.text)));
+      await flow.status((status) => status.fill === "yellow" && /^retrying: no credentials: fill in plant bucket \(\d+, limit \d+\)$/.test(String(status.text)));
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       const shown = flow.logged("error").filter((entry) => /no AWS credentials/.test(entry.msg));
       assert.equal(shown.length, 1, "shown once, not per msg or per attempt");
@@ -217,7 +217,7 @@ describe("faults: what S3 (or something in its place) answers", function () {
     });
 
     it("no credentials and the retries used up: the msg's error names the config node to fill in", async () => {
-      const flow = await EgressFlow.load(proxy.endpoint, { attempts: 2, maxRetryDelay: 0.05 }, {}, {});
+      const flow = await EgressFlow.load(proxy.endpoint, { giveUpAfter: 1, maxRetryDelay: 0.05 }, {}, {});
       const caught = await flow.fail(scenarioMsg(1).msg);
       assert.match(caught.message, /^S3Error: CredentialsProviderError: no AWS credentials for config node "test-bucket \(127\.0\.0\.1:\d+\)" \(id cfg\)/);
       assert.match(caught.message, /fill in the keys \(and the endpoint of an S3-compatible store\)/);
