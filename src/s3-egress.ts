@@ -12,6 +12,9 @@ import type { SinkConfigNode } from "./lib/nodered/config-node";
 import { DEFAULT_CONCURRENCY, type EgressDef, batchSettings, closeTimeout, deliverySettings, spoolDirectoryOf } from "./lib/nodered/egress-settings";
 import { registerEditorApi } from "./lib/nodered/editor-api";
 import { FieldReader, type TypedValue } from "./lib/nodered/fields";
+import { flowLabelOf, gaugesOf, metricsSettings, startMonitoring } from "./lib/nodered/metrics-api";
+import { EgressMetrics } from "./lib/metrics/egress-metrics";
+import { healthOf, stallDuration } from "./lib/metrics/health";
 import { ThrottledStatus, formatBytes } from "./lib/nodered/status";
 import type { S3Error } from "./lib/s3/errors";
 
@@ -20,6 +23,9 @@ type Done = (error?: Error) => void;
 type EgressMsg = Partial<NodeMessageInFlow> & { _msgid: string; contentType?: unknown; complete?: unknown; storageClass?: unknown; cacheControl?: unknown; s3?: WriteOutcome & { totals: DeliveryCounts } };
 
 export = function (RED: NodeAPI): void {
+  const monitoring = metricsSettings(RED);
+  const monitor = startMonitoring(RED, monitoring);
+
   function S3EgressNode(this: Node, def: EgressDef): void {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -58,6 +64,9 @@ export = function (RED: NodeAPI): void {
 
     /** The spool of the Batch Completions route, once open. */
     let batchSpool: Spool | undefined;
+    /** The node's spool (either route), once open. */
+    let openedSpool: Spool | undefined;
+    const metrics = monitor ? new EgressMetrics() : undefined;
     let lastError: string | undefined;
     let retrying: string | undefined;
     const writeStatus = (): NodeStatus & { text: string } => {
@@ -65,6 +74,12 @@ export = function (RED: NodeAPI): void {
       const spooled = intake.spooled + (batchSpool?.pending ?? 0);
       const counts = { pending, spooled, reason: retrying ?? "" };
       const variant = spooled > 0 ? "-spooled" : "";
+      // The write-only health signal: from the writes alone, no probe beyond s3:PutObject.
+      const health = metrics ? healthOf(metrics, monitoring.stallMs) : undefined;
+      if (health?.state === "failing") return { fill: "red", shape: "ring", text: RED._("s3-egress.status.error", { code: health.code }) };
+      if (health?.state === "stalled") {
+        return { fill: "yellow", shape: "ring", text: RED._("s3-egress.status.stalled", { duration: stallDuration(health.sinceMs), count: pending + spooled }) };
+      }
       if (retrying && pending > 0) return { fill: "yellow", shape: "ring", text: RED._(`s3-egress.status.retrying${variant}`, counts) };
       if (pending > 0 || spooled > 0) return { fill: "blue", shape: "dot", text: RED._(`s3-egress.status.writing${variant}`, counts) };
       if (lastError) return { fill: "red", shape: "ring", text: RED._("s3-egress.status.error", { code: lastError }) };
@@ -78,6 +93,7 @@ export = function (RED: NodeAPI): void {
     });
     const writer = new Writer(concurrency, delivery.retry, {
       onRetry: (error: S3Error) => {
+        metrics?.retried(error);
         retrying = error.code;
         status.update();
       },
@@ -85,11 +101,13 @@ export = function (RED: NodeAPI): void {
         intake.drain();
         status.update();
       },
+      onSucceeded: metrics && ((milliseconds: number) => metrics.requestSucceeded(milliseconds)),
     }, delivery.bounds);
     config.register(node, concurrency);
     const route = new MessageRoute(sink, writer, def.path ?? "", delivery.neverOverwrite);
 
     const succeeded = (msg: EgressMsg, outcome: WriteOutcome) => {
+      if (!outcome.alreadyWritten) metrics?.written(outcome.bytes);
       lastError = undefined;
       retrying = undefined;
       status.update();
@@ -98,6 +116,7 @@ export = function (RED: NodeAPI): void {
     // Msgs failed because the node closed without a spool: also logged, as Catch nodes closing at the same time miss them.
     let abandoned = 0;
     const failed = (error: Error & { code?: string }) => {
+      metrics?.failed(error);
       if (error instanceof WriterClosedError) abandoned++;
       if (error.name === "S3Error") {
         lastError = error.code;
@@ -128,6 +147,7 @@ export = function (RED: NodeAPI): void {
       );
       opening.then(
         (spool) => {
+          openedSpool = spool;
           if (spool.pending > 0) node.warn(RED._("s3-egress.warnings.resuming", { count: spool.pending, directory }));
           status.update();
         },
@@ -230,7 +250,12 @@ export = function (RED: NodeAPI): void {
       if (batches) {
         try {
           const raw = reader.read(msg);
-          if (raw instanceof Promise) raw.then((fields) => joinBatch(batches, fields, msg, arrival, send, done)).catch(done);
+          if (raw instanceof Promise) {
+            raw.then((fields) => joinBatch(batches, fields, msg, arrival, send, done)).catch((error: Error) => {
+              failed(error);
+              done(error);
+            });
+          }
           else joinBatch(batches, raw, msg, arrival, send, done);
         } catch (error) {
           failed(error as Error);
@@ -277,10 +302,19 @@ export = function (RED: NodeAPI): void {
           if (abandoned > 0) node.warn(RED._("s3-egress.warnings.abandoned", { count: abandoned }));
           if (kept > 0) node.warn(RED._("s3-egress.warnings.kept", { count: kept, directory: spoolDirectory ?? "" }));
           status.stop();
+          monitor?.remove(node.id);
           config.unregister(node);
           done();
         });
     });
+    if (monitor && metrics) {
+      monitor.add({
+        labels: { id: node.id, name: def.name ?? "", flow: flowLabelOf(RED, node), bucket: sink.bucket },
+        metrics,
+        gauges: () => gaugesOf(writer, openedSpool, batches, intake.spooled),
+        healthChanged: () => status.update(),
+      });
+    }
     status.update();
   }
 

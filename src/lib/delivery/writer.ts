@@ -31,6 +31,8 @@ export interface WriterEvents {
   onRetry?(error: S3Error, attempt: number, delayMs: number): void;
   /** Queue depth or writes in flight changed. */
   onChange?(): void;
+  /** A request succeeded after `milliseconds` (its last attempt alone). */
+  onSucceeded?(milliseconds: number): void;
 }
 
 /** The writer holds as many msgs or bytes as its bounds allow; the msg was not accepted. */
@@ -101,6 +103,16 @@ export class Writer {
 
   get inFlight(): number {
     return this.running;
+  }
+
+  /** Writes allowed in flight at once. */
+  get limit(): number {
+    return this.concurrency;
+  }
+
+  /** Bytes held by writes queued and in flight. */
+  get bytesHeld(): number {
+    return this.heldBytes;
   }
 
   /** Whether a write of `bytes` fits the bounds now. An empty writer takes any one write, so a large msg is never refused forever. */
@@ -191,7 +203,9 @@ export class Writer {
   private async run(job: Job): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
+        const started = performance.now();
         const result = await job.task();
+        this.events.onSucceeded?.(performance.now() - started);
         if (job.countsAsWritten) this.counts.written++;
         job.resolve(result);
         return;

@@ -95,11 +95,6 @@ export class EgressMonitor {
     return [...this.watched.values()].map((watched) => watched.node);
   }
 
-  /** The node's health as its status shows it. */
-  health(id: string): Health | undefined {
-    return this.watched.get(id)?.health;
-  }
-
   /** One second's work; called by the timer, and by tests with their own clock. */
   tick(): void {
     const now = this.clock();

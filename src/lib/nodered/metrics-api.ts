@@ -1,5 +1,9 @@
 import type { Node, NodeAPI } from "node-red";
 import type { Request, Response } from "express";
+import type { BatchRoute } from "../delivery/batches";
+import type { Spool } from "../delivery/spool";
+import type { Writer } from "../delivery/writer";
+import type { LiveGauges } from "../metrics/egress-metrics";
 import { EgressMonitor, type SidebarUpdate } from "../metrics/monitor";
 import { EXPOSITION_CONTENT_TYPE, exposition } from "../metrics/prometheus";
 
@@ -47,4 +51,20 @@ export function startMonitoring(RED: NodeAPI, settings: MetricsSettings): Egress
 /** The label of the flow (tab) a node is on, or its id when it has none. */
 export function flowLabelOf(RED: NodeAPI, node: Node): string {
   return RED.util.getSetting(node, "NR_FLOW_NAME") || node.z || "";
+}
+
+/** What a node holds, read from its live parts: the writer, its spool once open, and its open batches. */
+export function gaugesOf(writer: Writer, spool: Spool | undefined, batches: BatchRoute | undefined, spooledForLater: number): LiveGauges {
+  return {
+    writesInFlight: writer.inFlight,
+    concurrencyLimit: writer.limit,
+    queuedMsgs: writer.queued,
+    queuedBytes: writer.bytesHeld,
+    spoolRecords: spool?.pending ?? 0,
+    spoolBytes: spool?.pendingBytes ?? 0,
+    spoolOldestAt: spool?.oldestPendingAt,
+    openBatches: batches?.openCount ?? 0,
+    bufferedBytes: batches?.bufferedBytes ?? 0,
+    waitingMsgs: writer.queued + writer.inFlight + spooledForLater,
+  };
 }
