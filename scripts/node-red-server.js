@@ -7,9 +7,10 @@ const express = require("express");
 
 /**
  * Starts `RED` (the node-red module to use) with its editor and admin API at "/" and HTTP nodes at
- * "/api", listening on 127.0.0.1:`port` (0 for a free one). Resolves with the port and a stop function.
+ * "/api", listening on 127.0.0.1:`port` (0 for a free one), with `settings` added to (or replacing)
+ * the ones below. Resolves with the port and a stop function.
  */
-async function startNodeRed(RED, { userDir, port, logLevel = "info" }) {
+async function startNodeRed(RED, { userDir, port, logLevel = "info", settings = {} }) {
   const app = express();
   const server = http.createServer(app);
   RED.init(server, {
@@ -23,6 +24,7 @@ async function startNodeRed(RED, { userDir, port, logLevel = "info" }) {
     editorTheme: { tours: false },
     // Nothing leaves 127.0.0.1: no version check, and no consent prompt in the editor.
     telemetry: { enabled: false, updateNotification: false },
+    ...settings,
   });
   app.use("/", RED.httpAdmin);
   app.use("/api", RED.httpNode);
