@@ -71,13 +71,14 @@ function startEndpoint() {
 function batchRoute(endpoint, settings) {
   const { S3Sink } = require(path.join(NODES, "s3", "client.js"));
   const { Writer } = require(path.join(NODES, "delivery", "writer.js"));
-  const { BatchRoute } = require(path.join(NODES, "delivery", "batches.js"));
+  const { Batches } = require(path.join(NODES, "delivery", "batches.js"));
   const sink = new S3Sink({ bucket: BUCKET, region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
   const writer = new Writer(16);
   const failures = [];
-  const route = new BatchRoute(sink, writer, { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", ...settings }, {
+  const route = new Batches(sink, writer, { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", maxOpenBatches: 100_000, atOpenLimit: "reject", ...settings }, {
     completed: () => undefined,
     failed: (error) => failures.push(error),
+    unusable: () => undefined,
   });
   return { route, sink, failures };
 }
@@ -95,7 +96,7 @@ async function benchIngest(endpoint, { messages = 1_000_000, devices = 64 } = {}
     const now = Date.now();
     context.arrival = now;
     const fields = toFields(raws[index % devices], options, context);
-    const admission = route.accept(fields, payloads[index & 255], undefined, false, now);
+    const admission = route.accept({ fields, payload: payloads[index & 255], contentType: undefined, complete: false, arrival: now, msgid: "" });
     if (admission.ready) await admission.ready;
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -113,11 +114,11 @@ async function benchStream(endpoint, report, { mebibytes = 1024 } = {}) {
   const baseline = process.memoryUsage.rss();
   let peak = baseline;
   for (let index = 0; index < mebibytes; index++) {
-    const admission = route.accept(fields, chunks[index & 3], undefined, false, Date.now());
+    const admission = route.accept({ fields, payload: chunks[index & 3], contentType: undefined, complete: false, arrival: Date.now(), msgid: "" });
     if (admission.ready) await admission.ready;
     peak = Math.max(peak, process.memoryUsage.rss());
   }
-  const { completed } = route.accept(fields, undefined, undefined, true, Date.now());
+  const { completed } = route.accept({ fields, payload: undefined, contentType: undefined, complete: true, arrival: Date.now(), msgid: "" });
   const outcome = await completed;
   peak = Math.max(peak, process.memoryUsage.rss());
   sink.destroy();

@@ -2,8 +2,12 @@
 // that run the installed package in a real runtime.
 "use strict";
 
+const fs = require("node:fs");
 const http = require("node:http");
+const path = require("node:path");
 const express = require("express");
+
+const ROOT = path.join(__dirname, "..");
 
 /**
  * Starts `RED` (the node-red module to use) with its editor and admin API at "/" and HTTP nodes at
@@ -20,6 +24,8 @@ async function startNodeRed(RED, { userDir, port, logLevel = "info", settings = 
     httpNodeRoot: "/api",
     credentialSecret: false,
     flowFile: "flows.json",
+    // Node-RED also loads the node modules installed beside itself: keep the dev-only ones out of the palette.
+    nodesExcludes: devNodeModules(),
     logging: { console: { level: logLevel } },
     editorTheme: { tours: false },
     // Nothing leaves 127.0.0.1: no version check, and no consent prompt in the editor.
@@ -37,6 +43,19 @@ async function startNodeRed(RED, { userDir, port, logLevel = "info", settings = 
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/** Node-RED node modules among this repository's devDependencies (the bench's comparison nodes), by directory name. */
+function devNodeModules() {
+  const { devDependencies = {} } = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
+  return Object.keys(devDependencies).filter((name) => {
+    if (name === "node-red") return false;
+    try {
+      return Boolean(JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", name, "package.json"), "utf8"))["node-red"]);
+    } catch {
+      return false;
+    }
+  }).map((name) => path.basename(name));
 }
 
 module.exports = { startNodeRed };

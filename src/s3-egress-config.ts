@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef } from "node-red";
 import { objectHeaders } from "./lib/core/object-options";
-import { type ObjectSettings, bucketProblem, endpointProblem, objectSettingsProblem, regionProblem } from "./lib/core/rules";
+import { type ObjectSettings, bucketProblem, endpointPath, endpointProblem, objectSettingsProblem, regionProblem } from "./lib/core/rules";
 import type { SinkConfigCredentials, SinkConfigNode } from "./lib/nodered/config-node";
 import { S3Sink } from "./lib/s3/client";
 
@@ -53,6 +53,9 @@ export = function (RED: NodeAPI): void {
     }
 
     this.objectHeaders = objectHeaders(objectSettings);
+    // A path in the endpoint is easily taken for a key prefix: say what it does.
+    const pathPrefix = endpointPath(endpoint);
+    if (pathPrefix) this.log(RED._("s3-egress-config.tip.endpoint-path", { path: pathPrefix }));
 
     const { accessKeyId, secretAccessKey, sessionToken } = this.credentials ?? {};
     if (!accessKeyId !== !secretAccessKey) {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { MiB, patternBytes as chunk } from "../support/bytes";
 import { EgressFlow } from "../support/flow";
 import { inspectedS3, type RecordedRequest, type StubAnswer } from "../support/inspector";
+import { S3_UNDER_TEST, ON_REAL_S3 } from "../support/s3";
 
 const robot = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
 const BATCH_KEY = "batches/group-a/telemetry/robot-125/2023-12-19";
@@ -10,13 +11,14 @@ function partNumber(request: RecordedRequest): string | null {
   return new URLSearchParams(request.url.split("?")[1] ?? "").get("partNumber");
 }
 
-/** s3rver has no AbortMultipartUpload: answer it as S3 does. */
+/** s3rver has no AbortMultipartUpload: answer it as S3 does. A real server aborts it itself, as the writer asks. */
 function abortAnswer(request: RecordedRequest): StubAnswer | undefined {
+  if (ON_REAL_S3) return undefined;
   return request.method === "DELETE" && request.url.includes("uploadId=") ? { status: 204 } : undefined;
 }
 
 /** Multipart uploads as S3 sees them (signatures verified, requests recorded), with failures forced by the inspector. */
-describe("s3-egress multipart uploads and their failures, against s3rver behind an inspector", function () {
+describe(`s3-egress multipart uploads and their failures, against ${S3_UNDER_TEST} behind an inspector`, function () {
   const context = inspectedS3();
   let flow: EgressFlow;
 
@@ -65,6 +67,8 @@ describe("s3-egress multipart uploads and their failures, against s3rver behind 
     assert.equal(inspector.matching("POST", "uploads").length, 1);
     const aborts = inspector.matching("DELETE", "uploadId");
     assert.equal(aborts.length, 1, "AbortMultipartUpload");
+    assert.equal(aborts[0].refused, undefined);
+    assert.deepEqual(await s3.openUploads(), [], "the upload is gone (on a real server: aborted by the writer's own right)");
     assert.ok(aborts[0].url.startsWith(`/test-bucket/${BATCH_KEY}?`), aborts[0].url);
     assert.equal(inspector.matching("POST", "uploadId").length, 0, "never completed");
     assert.deepEqual(await s3.keys(), []);
@@ -85,6 +89,7 @@ describe("s3-egress multipart uploads and their failures, against s3rver behind 
     const error = await flow.fail({ ...robot, complete: true });
     assert.match(error.message, /InvalidPart: One or more/);
     assert.equal(inspector.matching("DELETE", "uploadId").length, 1);
+    assert.deepEqual(await s3.openUploads(), []);
     assert.deepEqual(await s3.keys(), []);
   });
 });

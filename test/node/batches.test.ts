@@ -3,6 +3,7 @@ import { gunzipSync } from "node:zlib";
 import { MiB, patternBytes as chunk } from "../support/bytes";
 import { EgressFlow, type Msg } from "../support/flow";
 import { inspectedS3 } from "../support/inspector";
+import { S3_UNDER_TEST } from "../support/s3";
 
 const WORKSPACE = "69f09b3f-ec0d-4b9e-a5ec-87150b935296";
 const robot = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
@@ -21,7 +22,7 @@ function resultOf(msg: Msg): BatchResult {
 }
 
 
-describe("s3-egress, Batch Completions route, against s3rver", function () {
+describe(`s3-egress, Batch Completions route, against ${S3_UNDER_TEST}`, function () {
   const context = inspectedS3();
   let flow: EgressFlow;
 
@@ -168,24 +169,25 @@ describe("s3-egress, Batch Completions route, against s3rver", function () {
       assert.equal((await s3.get(ROBOT_KEY)).body.toString(), "ab");
     });
 
-    it("on close (redeploy, shutdown) open batches are completed with a warning, not dropped", async () => {
-
+    it("on close (redeploy, shutdown) open batches are completed, not dropped, and said once in the log, not as a warning", async () => {
       const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline" });
       await flow.join({ ...robot, payload: "a" });
       await flow.join({ ...robot, deviceId: "robot-2", payload: "b" });
       await flow.join({ ...robot, payload: "c" });
-      // The test helper stops watching the log before it closes the nodes: watch the node's own warn().
-      const warnings: string[] = [];
-      const warn = flow.egress.warn.bind(flow.egress);
-      flow.egress.warn = (text: unknown) => {
-        warnings.push(String(text));
-        warn(text);
-      };
+      // The test helper stops watching the log before it closes the nodes: watch the node's own warn() and log().
+      const said: string[] = [];
+      for (const level of ["warn", "log"] as const) {
+        const original = flow.egress[level].bind(flow.egress);
+        flow.egress[level] = (text: unknown) => {
+          said.push(`${level}: ${String(text)}`);
+          original(text);
+        };
+      }
       await EgressFlow.unload();
       assert.equal((await s3.get(ROBOT_KEY)).body.toString(), "a\nc");
       assert.equal((await s3.get("batches/group-a/telemetry/robot-2/2023-12-19")).body.toString(), "b");
-      assert.deepEqual(warnings, ["completing 2 open batch(es) on close: there is no spool to keep them"]);
+      assert.deepEqual(said, ["log: completing 2 open batch(es) on close (no spool keeps them)"]);
     });
   });
 

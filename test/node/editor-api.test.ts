@@ -12,7 +12,7 @@ function settings(overrides: Record<string, unknown> = {}): Record<string, unkno
   return { input: "messages", path: "/demo/", batchIdAutofill: "none", messageIdAutofill: "none", batchId: "batchId", batchIdType: "msg", ...overrides };
 }
 
-async function preview(node: Record<string, unknown>, msg: Record<string, unknown>): Promise<Record<string, unknown>> {
+async function preview(node: Record<string, unknown>, msg: Record<string, unknown> | Record<string, unknown>[]): Promise<Record<string, unknown>> {
   const response = await helper.request().post("/s3-egress/preview").send({ node, msg }).expect(200);
   return response.body as Record<string, unknown>;
 }
@@ -73,6 +73,36 @@ describe("editor admin routes", function () {
     assert.match(String(result.key), /^batches\/plant-7\/telemetry\/<flow\.device>\/\d{4}-\d{2}-\d{2}$/);
     assert.deepEqual(result.fromContext, ["deviceId"]);
     assert.equal(result.contentType, "text/plain; charset=utf-8");
+  });
+
+  it("serves the saved-properties helpers as a browser script: an absent property validates as its default", async () => {
+    const response = await helper.request().get("/s3-egress/saved-properties.js").expect(200).expect("Content-Type", /javascript/);
+    const window: { S3EgressSavedProperties?: typeof import("../../nodes/lib/core/saved-properties") } = {};
+    vm.runInNewContext(response.text, { window });
+    const defaults = window.S3EgressSavedProperties!.absentMeansDefault({ idleTimeout: { value: 0, validate: (value: unknown) => value === 0 } });
+    assert.equal(defaults.idleTimeout.validate.call({}, undefined), true);
+  });
+
+  it("previews a batch as the route writes it: concatenated samples, NDJSON with newline, gzip with compression", async () => {
+    const batch = [
+      { ...sample, batchId: "b1", payload: { t: 21.5 } },
+      { payload: { t: 22 } },
+      { payload: { t: 22.5 }, complete: true },
+    ];
+    const newline = await preview(settings({ input: "batches", concatenation: "newline" }), batch);
+    assert.equal(newline.key, "demo/batches/factory/telemetry/robot-125/b1");
+    assert.equal(newline.contentType, "application/x-ndjson");
+    assert.equal(newline.bytes, Buffer.byteLength('{"t":21.5}\n{"t":22}\n{"t":22.5}'));
+    assert.equal(newline.contentEncoding, undefined);
+    const plain = await preview(settings({ input: "batches", concatenation: "plain" }), batch);
+    assert.deepEqual([plain.contentType, plain.bytes], ["application/json", Buffer.byteLength('{"t":21.5}{"t":22}{"t":22.5}')]);
+    const none = await preview(settings({ input: "batches", concatenation: "none" }), batch);
+    assert.deepEqual([none.contentType, none.bytes], ["application/octet-stream", 0]);
+    const gzip = await preview(settings({ input: "batches", concatenation: "newline", compression: "gzip" }), batch);
+    assert.equal(gzip.contentEncoding, "gzip");
+    // One msg alone is a batch of one.
+    const single = await preview(settings({ input: "batches", concatenation: "newline" }), { ...sample, batchId: "b1" });
+    assert.deepEqual([single.contentType, single.bytes], ["application/x-ndjson", 10]);
   });
 
   it("answers with the field and the problem when the sample msg cannot be written", async () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import path from "node:path";
 import helper from "node-red-node-test-helper";
 import type { Node, NodeAPI } from "node-red";
@@ -9,7 +10,6 @@ import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
 const EXAMPLES = path.join(__dirname, "..", "..", "examples");
-const CONFIG_ID = "6f1d0c2a8e4b1009";
 // The core nodes the examples use, as Node-RED itself ships them (the test helper brings Catch and Status).
 const CORE_NODES = [
   "common/20-inject",
@@ -48,9 +48,14 @@ describe("examples", function () {
   const examples = readExamples();
 
   /** Deploys one example as it is, with this test's s3rver standing in for `npm start`'s. */
-  async function deploy(file: string): Promise<void> {
-    const flow = examples.get(file)!.map((node) => (node.id === CONFIG_ID ? { ...node, endpoint: s3.endpoint, bucket: TEST_BUCKET } : node));
-    await helper.load([configNode, egressNode, ...CORE_NODES], flow, { [CONFIG_ID]: CREDENTIALS });
+  async function deploy(file: string, mqttPort?: number): Promise<void> {
+    const flow = examples.get(file)!.map((node) => {
+      if (node.type === "s3-egress-config") return { ...node, endpoint: s3.endpoint, bucket: TEST_BUCKET };
+      if (node.type === "mqtt-broker" && mqttPort) return { ...node, broker: "127.0.0.1", port: String(mqttPort) };
+      return node;
+    });
+    const config = flow.find((node) => node.type === "s3-egress-config")!;
+    await helper.load([configNode, egressNode, ...CORE_NODES], flow, { [config.id]: CREDENTIALS });
   }
 
   before(async () => {
@@ -64,12 +69,29 @@ describe("examples", function () {
     await s3.stop();
   });
 
-  it("share one local S3 config node, identical in every example, and put each flow on its own tab", () => {
-    const reference = examples.get("messages-from-simulated-devices.json")!.find((node) => node.id === CONFIG_ID);
+  it("each have ids of their own (importing one after another asks about no conflict), one tab and one config node for npm start's local S3", () => {
+    const owner = new Map<string, string>();
     for (const [file, flow] of examples) {
-      assert.deepEqual(flow.find((node) => node.type === "s3-egress-config"), reference, file);
-      assert.equal(flow.filter((node) => node.type === "s3-egress-config").length, 1, file);
+      for (const node of flow) {
+        assert.equal(owner.get(node.id), undefined, `${file}: id ${node.id} is also used by ${owner.get(node.id)}`);
+        owner.set(node.id, file);
+      }
+      const configs = flow.filter((node) => node.type === "s3-egress-config");
+      assert.equal(configs.length, 1, file);
+      assert.deepEqual({ ...configs[0], id: undefined }, { id: undefined, type: "s3-egress-config", name: "local S3 (npm start)", bucket: "iot-data", region: "us-east-1", endpoint: "http://127.0.0.1:4568", forcePathStyle: true }, file);
       assert.equal(flow.filter((node) => node.type === "tab").length, 1, file);
+    }
+  });
+
+  it("each say their first step, in a comment and in the tab's info: open the s3-egress node's bucket configuration", () => {
+    for (const [file, flow] of examples) {
+      const egress = flow.find((node) => node.type === "s3-egress")!;
+      const tab = flow.find((node) => node.type === "tab")!;
+      const comment = flow.find((node) => node.type === "comment" && /^First step/.test(String(node.name)));
+      assert.ok(comment, `${file} has a "First step" comment`);
+      assert.match(String(comment.name), new RegExp(`double-click .${egress.name}.*S3 bucket.*endpoint, bucket, keys`), file);
+      assert.equal(comment.z, tab.id, file);
+      assert.match(String(tab.info), /^\*\*First step, outside `npm start`:\*\* double-click the \*[^*]+\* node, click the pencil beside \*S3 bucket\*/, file);
     }
   });
 
@@ -110,5 +132,22 @@ describe("examples", function () {
     const stored = await s3.get(key);
     assert.deepEqual(JSON.parse(stored.body.toString()), { temperature: 21.5, humidity: 40 });
     assert.equal(stored.metadata["device-id"], "robot-125");
+  });
+
+  it("MQTT in: with a broker (as npm start runs one), the device's publish travels through it and lands in S3", async () => {
+    const { Aedes } = await import("aedes");
+    const broker = await Aedes.createBroker();
+    const server = createServer(broker.handle);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      await deploy("mqtt-in-to-s3.json", (server.address() as AddressInfo).port);
+      const written = nextInput("6f1d0c2a8e4ba006"); // "publish as press-7" fires 2 s after deploy
+      const { key } = (await written).s3 as { key: string };
+      assert.match(key, /^mqtt\/messages\/factory\/telemetry\/press-7\/\d{4}-\d{2}-\d{2}\/[0-9A-Z]{26}$/);
+      assert.deepEqual(JSON.parse((await s3.get(key)).body.toString()), { temperature: 20.5, humidity: 43 });
+    } finally {
+      await helper.unload();
+      await new Promise<void>((resolve) => server.close(() => broker.close(() => resolve())));
+    }
   });
 });

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { EgressFlow } from "../support/flow";
-import { LocalS3 } from "../support/s3";
+import { CREDENTIALS, LocalS3, S3_UNDER_TEST } from "../support/s3";
 
 const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19", messageId: "m00767" };
 const WORKSPACE = "69f09b3f-ec0d-4b9e-a5ec-87150b935296";
 
-describe("s3-egress, Messages route, against s3rver", function () {
+describe(`s3-egress, Messages route, against ${S3_UNDER_TEST}`, function () {
   let s3: LocalS3;
   let flow: EgressFlow;
 
@@ -121,6 +121,13 @@ describe("s3-egress, Messages route, against s3rver", function () {
     assert.equal(stored.metadata["batch-id"], "20231219");
   });
 
+  it("an unnamed node reports its errors under its label, not its id", async () => {
+    flow = await EgressFlow.load(s3.endpoint);
+    assert.equal(flow.egress.name, "S3 messages");
+    const error = await flow.fail({ payload: "x" });
+    assert.equal((error.msg.error as { source: { name: string } }).source.name, "S3 messages");
+  });
+
   describe("bad input fails that msg alone, names what is wrong, writes nothing", () => {
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ["missing device id", { deviceId: undefined }, /deviceId \(msg\.deviceId\) is missing/],
@@ -141,9 +148,15 @@ describe("s3-egress, Messages route, against s3rver", function () {
         const error = await flow.fail({ ...device, payload: "x", ...change });
         assert.match(error.message, pattern);
         assert.deepEqual(await s3.keys(), []);
+        // The node shows it, whole, in a red ring until the next success.
+        const shown = await flow.status((status) => status.fill === "red");
+        assert.equal(shown.shape, "ring");
+        assert.match(String(shown.text), new RegExp(`^bad input: ${pattern.source}`));
+        assert.equal(`InputError: ${String(shown.text).slice("bad input: ".length)}`, error.message);
         // The node keeps working.
         await flow.write({ ...device, payload: "next" });
         assert.deepEqual(await s3.keys(), ["messages/group-a/telemetry/robot-125/2023-12-19/m00767"]);
+        await flow.status((status) => status.fill === "green" && status.text === "ok (1)");
       });
     }
   });
@@ -162,13 +175,14 @@ describe("s3-egress, Messages route, against s3rver", function () {
     });
 
     it("refuses half a key pair", async () => {
-      flow = await EgressFlow.load(s3.endpoint, {}, {}, { accessKeyId: "S3RVER" });
+      flow = await EgressFlow.load(s3.endpoint, {}, {}, { accessKeyId: CREDENTIALS.accessKeyId });
       assert.match((await flow.fail({ ...device, payload: 1 })).message, /both be set/);
     });
 
     const permanent: [string, Record<string, unknown>, Record<string, string> | undefined, RegExp][] = [
-      ["NoSuchBucket", { bucket: "no-such-bucket" }, undefined, /NoSuchBucket: The specified bucket does not exist/],
-      ["InvalidAccessKeyId", {}, { accessKeyId: "WRONG", secretAccessKey: "S3RVER" }, /InvalidAccessKeyId: /],
+      // The code alone: RGW's errors carry no message.
+      ["NoSuchBucket", { bucket: "no-such-bucket" }, undefined, /NoSuchBucket: /],
+      ["InvalidAccessKeyId", {}, { ...CREDENTIALS, accessKeyId: "WRONG" }, /InvalidAccessKeyId: /],
     ];
     for (const [code, configProps, credentials, pattern] of permanent) {
       it(`fails fast with ${code} and shows it in a red status`, async () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { decodeHeaderValue } from "../../nodes/lib/core/rfc2047";
 import { S3Sink } from "../../nodes/lib/s3/client";
 import { EgressFlow } from "../support/flow";
 import { RECORDED_UPLOAD_ID, type S3Inspector, inspectedS3 } from "../support/inspector";
@@ -6,7 +7,7 @@ import { CREDENTIALS, type LocalS3, TEST_BUCKET } from "../support/s3";
 
 const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
 
-// s3rver checks no signature; the inspector in front of it verifies each one as S3 does.
+// s3rver checks no signature; the inspector in front of it verifies each one as S3 does (a real server behind it checks too).
 describe("SigV4 signatures, verified independently as S3 would", function () {
   const context = inspectedS3();
   let s3: LocalS3;
@@ -14,16 +15,36 @@ describe("SigV4 signatures, verified independently as S3 would", function () {
   let recorder: S3Inspector;
   before(() => ({ s3, inspector, recorder } = context));
 
-  it("signs PutObject for keys with spaces, unicode and the characters S3 encodes, under a path prefix", async () => {
+  it("signs PutObject for keys with every character S3 encodes, non-ASCII and emoji, under a path prefix, and stores their metadata", async () => {
     const flow = await EgressFlow.load(inspector.endpoint, { path: "/plant 1/ünits+raw/" });
-    const messageIds = ["with space", "žluťoučký kůň", "a+b", "star*", "it's", "(paren)", "bang!", "tilde~", "mix +*'()!~ 日本", "%20literal", "semi;colon=eq&amp"];
+    const messageIds = [
+      "with space",
+      "žluťoučký kůň",
+      "a+b",
+      "star*",
+      "it's",
+      "(paren)",
+      "bang!",
+      "tilde~",
+      "mix +*'()!~ 日本",
+      "%20literal",
+      "semi;colon=eq&amp",
+      "dollar$at@colon:comma,",
+      "query?hash#",
+      "[brackets]{braces}",
+      "emoji 🚀🌡️",
+    ];
     for (const messageId of messageIds) await flow.write({ ...device, messageId, payload: messageId });
     const puts = inspector.matching("PUT");
     assert.equal(puts.length, messageIds.length);
     assert.deepEqual(puts.filter((put) => put.refused).map((put) => `${put.url}: ${put.refused}`), []);
     const expected = messageIds.map((id) => `plant 1/ünits+raw/messages/group-a/telemetry/robot-125/2023-12-19/${id}`);
     assert.deepEqual(await s3.keys(), [...expected].sort());
-    for (const [index, key] of expected.entries()) assert.deepEqual((await s3.get(key)).body, Buffer.from(messageIds[index]));
+    for (const [index, key] of expected.entries()) {
+      const stored = await s3.get(key);
+      assert.deepEqual(stored.body, Buffer.from(messageIds[index]));
+      assert.equal(decodeHeaderValue(stored.metadata["message-id"]), messageIds[index]);
+    }
   });
 
   it("signs UploadPart, whose query string carries partNumber and uploadId, and the SDK's multipart calls", async () => {
@@ -70,7 +91,9 @@ describe("SigV4 signatures, verified independently as S3 would", function () {
   it("fails with SignatureDoesNotMatch for a wrong secret key: permanent, caught, red status, nothing written", async () => {
     const flow = await EgressFlow.load(inspector.endpoint, {}, {}, { accessKeyId: CREDENTIALS.accessKeyId, secretAccessKey: "not-the-secret" });
     const error = await flow.fail({ ...device, messageId: "m1", payload: 1 });
-    assert.match(error.message, /SignatureDoesNotMatch: The request signature we calculated does not match/);
+    // The code alone: RGW's errors carry no message.
+    assert.match(error.message, /SignatureDoesNotMatch: /);
+    assert.equal(inspector.requests[0].refused, "SignatureDoesNotMatch", "the inspector's own verdict agrees");
     assert.equal(inspector.requests.length, 1, "not retried");
     await flow.status((status) => status.fill === "red" && status.shape === "ring" && status.text === "error: SignatureDoesNotMatch");
     assert.deepEqual(await s3.keys(), []);

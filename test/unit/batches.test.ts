@@ -5,13 +5,18 @@ import { formatBytes } from "../../nodes/lib/nodered/status";
 
 describe("batch settings and texts", () => {
   it("reads the node's batch properties, with defaults for what is missing or unknown", () => {
-    assert.deepEqual(batchSettings({}), { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none" });
-    assert.deepEqual(batchSettings({ path: "a/b", concatenation: "newline", idleTimeout: "2.5", compression: "gzip" }), {
+    const defaults = { maxOpenBatches: 100_000, atOpenLimit: "complete-oldest" };
+    assert.deepEqual(batchSettings({}), { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", ...defaults });
+    assert.deepEqual(batchSettings({ path: "a/b", concatenation: "newline", idleTimeout: "2.5", compression: "gzip", maxOpenBatches: "500", openBatchesFull: "reject" }), {
       path: "a/b",
       concatenation: "newline",
       idleTimeoutMs: 2500,
       compression: "gzip",
+      maxOpenBatches: 500,
+      atOpenLimit: "reject",
     });
+    for (const maxOpenBatches of [-1, "", "many", 0]) assert.equal(batchSettings({ maxOpenBatches }).maxOpenBatches, 100_000, String(maxOpenBatches));
+    assert.equal(batchSettings({ openBatchesFull: "spill" }).atOpenLimit, "complete-oldest");
     assert.equal(batchSettings({ concatenation: "none" }).concatenation, "none");
     assert.equal(batchSettings({ concatenation: "zip" }).concatenation, "plain");
     for (const idleTimeout of [-1, "", "soon", 0]) assert.equal(batchSettings({ idleTimeout }).idleTimeoutMs, 0, String(idleTimeout));

@@ -36,6 +36,22 @@ describe("toFields", () => {
     );
   });
 
+  it("names every missing field at once, so that the first error of a default inject says all there is to set", () => {
+    const sources = { streamGroup: "msg.streamGroup", stream: "msg.stream", deviceId: "msg.deviceId", batchId: "msg.batchId", messageId: "msg.messageId" };
+    assert.throws(
+      () => toFields({}, { ...options, sources }, context),
+      (error: unknown) =>
+        error instanceof InputError &&
+        error.message ===
+          "streamGroup (msg.streamGroup), stream (msg.stream), deviceId (msg.deviceId), batchId (msg.batchId), messageId (msg.messageId) are missing",
+    );
+    // With both autofills, only the stream's fields are left to set.
+    assert.throws(
+      () => toFields({ deviceId: "d" }, { ...options, batchIdAutofill: "utc-date", messageIdAutofill: "auto" }, context),
+      (error: unknown) => error instanceof InputError && error.message === "streamGroup, stream are missing",
+    );
+  });
+
   for (const [bad, pattern] of [
     [".", /may not be "\."/],
     ["..", /may not be "\.\."/],

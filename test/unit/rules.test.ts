@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { bucketProblem, endpointProblem, regionProblem } from "../../nodes/lib/core/rules";
+import { bucketProblem, endpointPath, endpointProblem, regionProblem } from "../../nodes/lib/core/rules";
+import { absentMeansDefault, absentProperties } from "../../nodes/lib/core/saved-properties";
 import { decodeHeaderValue, encodeHeaderValue } from "../../nodes/lib/core/rfc2047";
 import { MessageIdGenerator, utcDate } from "../../nodes/lib/core/ids";
 
@@ -25,6 +26,33 @@ describe("configuration rules", () => {
     assert.match(endpointProblem("127.0.0.1:9000")!, /not a URL/);
     assert.match(endpointProblem("not a url")!, /not a URL/);
     assert.match(endpointProblem("https://h/?x=1")!, /query/);
+  });
+
+  it("finds the path an endpoint puts in front of every request, which the dialog and the log explain", () => {
+    assert.equal(endpointPath("http://minio.local:9000/iot"), "/iot");
+    assert.equal(endpointPath("https://example.com/storage/v1/s3/"), "/storage/v1/s3");
+    assert.equal(endpointPath("http://127.0.0.1:9000"), "");
+    assert.equal(endpointPath("http://127.0.0.1:9000/"), "");
+    assert.equal(endpointPath(""), "");
+    assert.equal(endpointPath("not a url"), "");
+  });
+});
+
+describe("saved properties (flows saved before a property existed)", () => {
+  const positive = (value: unknown) => (Number(value) >= 0 ? true : "must be a number");
+  const definitions = () => ({ name: { value: "" }, idleTimeout: { value: 0, validate: positive }, sink: { value: "", validate: (value: unknown) => value !== "" } });
+
+  it("judge an absent property as its default, and a present one as it is", () => {
+    const defaults = absentMeansDefault(definitions());
+    assert.equal(defaults.idleTimeout.validate.call({}, undefined), true);
+    assert.equal(defaults.idleTimeout.validate.call({}, -1), "must be a number");
+    // A default that does not validate (a required reference) still fails when absent.
+    assert.equal(defaults.sink.validate.call({}, undefined), false);
+  });
+
+  it("list the absent properties with their defaults, for the dialog to fill in", () => {
+    assert.deepEqual(absentProperties({ name: "n", sink: "abc" }, definitions()), [["idleTimeout", 0]]);
+    assert.deepEqual(absentProperties({ name: "n", idleTimeout: 5, sink: "" }, definitions()), []);
   });
 });
 

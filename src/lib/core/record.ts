@@ -52,10 +52,12 @@ export function toFields(raw: RawFields, options: FieldOptions, context: FieldCo
     if (problem) throw new InputError(label(field, options), problem);
     return text;
   };
+  // Every missing field is named at once, so that the first error says all there is to set.
+  const missing: string[] = [];
   const required = (field: FieldName, fallback?: () => string): string => {
     const text = value(field) ?? fallback?.();
-    if (text === undefined) throw new InputError(label(field, options), "is missing");
-    return text;
+    if (text === undefined) missing.push(label(field, options));
+    return text ?? "";
   };
 
   const fields: RecordFields = {
@@ -69,6 +71,7 @@ export function toFields(raw: RawFields, options: FieldOptions, context: FieldCo
   if (options.input === "messages") {
     fields.messageId = required("messageId", options.messageIdAutofill === "auto" ? context.nextMessageId : undefined);
   }
+  if (missing.length > 0) throw new InputError(missing.join(", "), missing.length === 1 ? "is missing" : "are missing");
   const workspaceId = asText(raw.workspaceId, label("workspaceId", options));
   if (workspaceId !== undefined) {
     const guid = canonicalGuid(workspaceId);

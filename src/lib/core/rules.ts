@@ -81,6 +81,19 @@ export function endpointProblem(endpoint: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The path of an endpoint URL without trailing "/" ("/s3" for http://minio.local:9000/s3/), or ""
+ * when it has none or is no URL. Requests go below it (<path>/<bucket>/<key> path-style), for a
+ * store served under a path; it is not a key prefix.
+ */
+export function endpointPath(endpoint: string): string {
+  try {
+    return new URL(endpoint).pathname.replace(/\/+$/, "");
+  } catch {
+    return "";
+  }
+}
+
 // Object options of the config node (object-options.ts turns them into request headers).
 
 /** The storage classes S3 accepts in x-amz-storage-class (the SDK's StorageClass values). */

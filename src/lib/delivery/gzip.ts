@@ -3,6 +3,8 @@ import type { ObjectWriter, UploadResult } from "./multipart";
 
 /** Raw bytes gathered before each hand-over to zlib: every write to zlib is a trip to the thread pool. */
 const STAGE_SIZE = 64 * 1024;
+/** What one deflate stream holds besides its input: window and hash tables at zlib's defaults (windowBits 15, memLevel 8). */
+export const DEFLATE_STATE_BYTES = (1 << 17) + (1 << 17);
 
 /**
  * Compresses an object while it is written: raw bytes go through one gzip stream, whose output
@@ -13,6 +15,8 @@ export class GzipWriter implements ObjectWriter {
   private readonly ended: Promise<void>;
   private stage = Buffer.allocUnsafe(STAGE_SIZE);
   private staged = 0;
+  /** Shared by every writer waiting for zlib to take more. */
+  private drain: Promise<void> | undefined;
 
   constructor(private readonly upload: ObjectWriter) {
     this.gzip.on("data", (compressed: Buffer) => upload.write(compressed));
@@ -20,10 +24,13 @@ export class GzipWriter implements ObjectWriter {
       this.gzip.once("end", resolve);
       this.gzip.once("error", reject);
     });
+    // finish() reports a zlib failure; until then it must not count as unhandled.
+    this.ended.catch(() => undefined);
   }
 
+  /** Bytes held in memory: the stage, zlib's input and state, and the upload's part buffers. */
   get buffered(): number {
-    return this.staged + this.gzip.writableLength + this.upload.buffered;
+    return STAGE_SIZE + DEFLATE_STATE_BYTES + this.gzip.writableLength + this.upload.buffered;
   }
 
   get backlogged(): boolean {
@@ -31,7 +38,11 @@ export class GzipWriter implements ObjectWriter {
   }
 
   async drained(): Promise<void> {
-    if (this.gzip.writableNeedDrain) await new Promise((resolve) => this.gzip.once("drain", resolve));
+    if (this.gzip.writableNeedDrain) {
+      // Once end() was called zlib never emits "drain": the end of its output releases the waiters too.
+      this.drain ??= new Promise<void>((resolve) => this.gzip.once("drain", resolve)).finally(() => (this.drain = undefined));
+      await Promise.race([this.drain, this.ended.catch(() => undefined)]);
+    }
     await this.upload.drained();
   }
 

@@ -137,7 +137,7 @@ export class StreamingUpload implements ObjectWriter {
     const uploadId = await this.created;
     const parts = [...this.state.parts].sort((a, b) => a.partNumber - b.partNumber);
     try {
-      const result = await this.writer.submit(() => this.sink.completeMultipartUpload(this.key, uploadId, parts), { admitted: true });
+      const result = await this.writer.submit(() => this.sink.completeMultipartUpload(this.key, uploadId, parts, this.options.headers?.["if-none-match"] === "*"), { admitted: true });
       return { ...result, bytes: this.written };
     } catch (error) {
       return this.failWith(error as Error);

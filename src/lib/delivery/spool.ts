@@ -37,6 +37,21 @@ interface Segment {
   readonly durableAt: number;
 }
 
+/** Segments a spool leaves alone: written by the node's other route (see SpoolOptions.owns). */
+export interface ForeignRecords {
+  records: number;
+  files: string[];
+}
+
+export interface SpoolOptions {
+  /**
+   * Whether a segment's records are this spool's to take: a segment whose first record it does
+   * not own (written while the node had its other route) is left on disk untouched and counted
+   * in `foreign`, to be taken when the node has that route again.
+   */
+  owns?(write: SpooledWrite): boolean;
+}
+
 /*
  * Record layout: MAGIC (4) | payload length (u32 BE) | CRC-32 of the payload (u32 BE) | payload,
  * payload = JSON length (u32 BE) | JSON of the write without body | body bytes.
@@ -48,6 +63,11 @@ const HEADER_BYTES = 12;
 const SEGMENT_BYTES = 8 * 1024 * 1024;
 const SEGMENT_SUFFIX = ".seg";
 const TEMP_SUFFIX = ".tmp";
+/**
+ * Records released while other records of their segment are still outstanding, one
+ * "<segment file> <offset>" a line: read at open so they are never taken again (see releaseAll).
+ */
+const RELEASED_LOG = "released.log";
 
 export function encodeRecord(write: SpooledWrite): Buffer {
   const { body, ...rest } = write;
@@ -121,7 +141,11 @@ export class Spool {
   private flushing: Promise<void> | undefined;
   /** Segment deletions under way, awaited by close() so the next instance never sees a file vanish. */
   private readonly removals = new Set<Promise<void>>();
+  /** Appends to the released log, one after the other. */
+  private logging: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Segments of the other route, left on disk. */
+  readonly foreign: ForeignRecords = { records: 0, files: [] };
 
   private constructor(readonly directory: string) {}
 
@@ -130,10 +154,12 @@ export class Spool {
    * Damaged records are reported through `onProblem` and skipped; a damaged file is copied to
    * `damaged/` for inspection.
    */
-  static async open(directory: string, onProblem: (problem: SpoolProblem) => void): Promise<Spool> {
+  static async open(directory: string, onProblem: (problem: SpoolProblem) => void, options: SpoolOptions = {}): Promise<Spool> {
     const spool = new Spool(directory);
     await fs.mkdir(directory, { recursive: true });
+    const released = await readReleasedLog(directory);
     const names = (await fs.readdir(directory)).sort();
+    const kept: string[] = [];
     for (const name of names) {
       const file = path.join(directory, name);
       // A temporary file is a segment whose writer crashed before it was durable: nothing in it was accepted.
@@ -142,24 +168,35 @@ export class Spool {
       spool.nextSequence = Math.max(spool.nextSequence, Number.parseInt(name, 10) + 1 || 1);
       const data = await readIfPresent(file);
       if (!data) continue;
-      const { records, problems } = scanSegment(data);
-      for (const problem of problems) onProblem({ file, offset: problem.offset, problem: problem.problem });
-      if (problems.length > 0) {
+      const scanned = scanSegment(data);
+      for (const problem of scanned.problems) onProblem({ file, offset: problem.offset, problem: problem.problem });
+      if (scanned.problems.length > 0) {
         await fs.mkdir(path.join(directory, "damaged"), { recursive: true });
         await fs.copyFile(file, path.join(directory, "damaged", name));
       }
+      const records = scanned.records.filter((record) => !released.lines.has(`${name} ${record.offset}`));
       if (records.length === 0) {
         await fs.rm(file, { force: true });
         continue;
       }
-      const segment: Segment = { file, outstanding: records.length, durableAt: (await fs.stat(file)).mtimeMs };
-      spool.liveSegments.add(segment);
-      for (const record of records) {
-        spool.deferredEntries.push({ segment, ...record });
-        spool.pendingRecordBytes += record.length;
+      const first = decodeRecord(data.subarray(records[0].offset, records[0].offset + records[0].length));
+      if (options.owns && typeof first !== "string" && !options.owns(first)) {
+        spool.foreign.records += records.length;
+        spool.foreign.files.push(file);
+      } else {
+        const segment: Segment = { file, outstanding: records.length, durableAt: (await fs.stat(file)).mtimeMs };
+        spool.liveSegments.add(segment);
+        for (const record of records) {
+          spool.deferredEntries.push({ segment, ...record });
+          spool.pendingRecordBytes += record.length;
+        }
+        spool.pendingRecords += records.length;
       }
-      spool.pendingRecords += records.length;
+      kept.push(name);
     }
+    // Segment numbers named in the log are never reused, so a stale line can never hide a new record.
+    spool.nextSequence = Math.max(spool.nextSequence, released.highestSequence + 1);
+    await rewriteReleasedLog(directory, [...released.lines].filter((line) => kept.includes(line.split(" ")[0])));
     return spool;
   }
 
@@ -248,12 +285,30 @@ export class Spool {
   }
 
   /**
+   * Releases records for good, e.g. all the records of one written batch: those whose segment
+   * still holds other outstanding records are first named in the released log (fsynced), so they
+   * are never taken again at the next start, even though their segment stays on disk.
+   */
+  releaseAll(entries: SpoolEntry[]): Promise<void> {
+    if (this.closed || entries.length === 0) return Promise.resolve();
+    const leaving = new Map<Segment, number>();
+    for (const entry of entries) leaving.set(entry.segment, (leaving.get(entry.segment) ?? 0) + 1);
+    const lines = entries
+      .filter((entry) => entry.segment.outstanding > (leaving.get(entry.segment) ?? 0))
+      .map((entry) => `${path.basename(entry.segment.file)} ${entry.offset}\n`)
+      .join("");
+    const logged = lines === "" ? Promise.resolve() : (this.logging = this.logging.catch(() => undefined).then(() => appendDurably(path.join(this.directory, RELEASED_LOG), lines)));
+    return logged.then(() => entries.forEach((entry) => this.release(entry)));
+  }
+
+  /**
    * Stops changing the directory: appends under way finish, later releases leave files alone, so
    * every record not yet released stays on disk for the next start.
    */
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
+    await this.logging.catch(() => undefined);
     await Promise.all([...this.removals]);
   }
 
@@ -299,9 +354,37 @@ async function readIfPresent(file: string): Promise<Buffer | undefined> {
   }
 }
 
+/** The released log's lines, and the highest segment number they name. */
+async function readReleasedLog(directory: string): Promise<{ lines: Set<string>; highestSequence: number }> {
+  const text = (await readIfPresent(path.join(directory, RELEASED_LOG)))?.toString("utf8") ?? "";
+  // A line cut short by a crash names no record: it is dropped.
+  const lines = new Set(text.split("\n").filter((line) => /^\d+\.seg \d+$/.test(line)));
+  const highestSequence = Math.max(0, ...[...lines].map((line) => Number.parseInt(line, 10)));
+  return { lines, highestSequence };
+}
+
+/** Keeps only the lines still needed (their segment is still on disk). */
+async function rewriteReleasedLog(directory: string, lines: string[]): Promise<void> {
+  const file = path.join(directory, RELEASED_LOG);
+  if (lines.length === 0) {
+    await fs.rm(file, { force: true });
+    return;
+  }
+  await writeDurably(file, [Buffer.from(lines.map((line) => `${line}\n`).join(""))], `${file}${TEMP_SUFFIX}`);
+}
+
+async function appendDurably(file: string, text: string): Promise<void> {
+  const handle = await fs.open(file, "a");
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Writes a file so that after a crash it is either complete or absent: temporary file, fsync, rename, directory fsync. */
-async function writeDurably(file: string, chunks: Buffer[]): Promise<void> {
-  const temporary = file.slice(0, -SEGMENT_SUFFIX.length) + TEMP_SUFFIX;
+async function writeDurably(file: string, chunks: Buffer[], temporary = file.slice(0, -SEGMENT_SUFFIX.length) + TEMP_SUFFIX): Promise<void> {
   const handle = await fs.open(temporary, "w");
   try {
     await handle.writeFile(Buffer.concat(chunks));

@@ -1,4 +1,5 @@
 import { InputError } from "../core/errors";
+import { OpenBatchesFullError } from "../delivery/batches";
 import { QueueFullError, WriterClosedError } from "../delivery/writer";
 import { S3Error } from "../s3/errors";
 import { DurationHistogram } from "./histogram";
@@ -6,7 +7,7 @@ import { DurationHistogram } from "./histogram";
 /**
  * Why a msg was refused or failed:
  * - `input`: the msg cannot be written as it is (InputError);
- * - `queue_full`: refused because the node held as much as its bounds allow;
+ * - `queue_full`: refused because the node held as much as its bounds allow (queued writes, or open batches);
  * - `permanent`: S3 refused the write (AccessDenied, NoSuchBucket, …), by S3 error code;
  * - `gave_up`: a transient failure outlasted the retries, by S3 error code;
  * - `closed`: the node closed (redeploy, shutdown) without a spool before the write finished;
@@ -120,7 +121,7 @@ export class EgressMetrics {
 
 export function classOf(error: Error): FailureClass {
   if (error instanceof InputError) return "input";
-  if (error instanceof QueueFullError) return "queue_full";
+  if (error instanceof QueueFullError || error instanceof OpenBatchesFullError) return "queue_full";
   if (error instanceof WriterClosedError) return "closed";
   if (error instanceof S3Error) return error.retryable ? "gave_up" : "permanent";
   return "other";

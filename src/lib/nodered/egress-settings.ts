@@ -2,7 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import type { NodeAPI, NodeDef } from "node-red";
 import type { FieldName, RouteInput } from "../core/record";
-import type { BatchSettings } from "../delivery/batches";
+import { type BatchSettings, DEFAULT_MAX_OPEN_BATCHES } from "../delivery/batches";
 import type { QueueFullPolicy } from "../delivery/intake";
 import { DEFAULT_BOUNDS, DEFAULT_RETRY, type QueueBounds, type RetryPolicy } from "../delivery/writer";
 
@@ -25,6 +25,9 @@ export type EgressDef = NodeDef & {
   concatenation?: string;
   idleTimeout?: number | string;
   compression?: string;
+  maxOpenBatches?: number | string;
+  /** What a msg that would open a batch beyond maxOpenBatches meets: `complete-oldest` (default) or `reject`. */
+  openBatchesFull?: string;
 } & { [field in FieldName]: string } & { [field in `${FieldName}Type`]: string };
 
 /**
@@ -82,11 +85,13 @@ export function closeTimeout(RED: NodeAPI): number {
 }
 
 /** The node's batch properties as stored in the flow, each with its default when absent or unknown. */
-export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression">>): BatchSettings {
+export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression" | "maxOpenBatches" | "openBatchesFull">>): BatchSettings {
   return {
     path: def.path ?? "",
     concatenation: def.concatenation === "none" || def.concatenation === "newline" ? def.concatenation : "plain",
     idleTimeoutMs: positive(def.idleTimeout, 0) * 1000,
     compression: def.compression === "gzip" ? "gzip" : "none",
+    maxOpenBatches: Math.floor(positive(def.maxOpenBatches, DEFAULT_MAX_OPEN_BATCHES)),
+    atOpenLimit: def.openBatchesFull === "reject" ? "reject" : "complete-oldest",
   };
 }

@@ -1,6 +1,6 @@
 import type { Node, NodeAPI } from "node-red";
 import type { Request, Response } from "express";
-import type { BatchRoute } from "../delivery/batches";
+import type { Batches } from "../delivery/batches";
 import type { Spool } from "../delivery/spool";
 import type { Writer } from "../delivery/writer";
 import type { LiveGauges } from "../metrics/egress-metrics";
@@ -54,7 +54,7 @@ export function flowLabelOf(RED: NodeAPI, node: Node): string {
 }
 
 /** What a node holds, read from its live parts: the writer, its spool once open, and its open batches. */
-export function gaugesOf(writer: Writer, spool: Spool | undefined, batches: BatchRoute | undefined, spooledForLater: number): LiveGauges {
+export function gaugesOf(writer: Writer, spool: Spool | undefined, batches: Batches | undefined, spooledForLater: number): LiveGauges {
   return {
     writesInFlight: writer.inFlight,
     concurrencyLimit: writer.limit,

@@ -127,7 +127,8 @@ export class S3Sink {
     return output.UploadId;
   }
 
-  async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[]): Promise<WriteResult> {
+  /** `ifNoneMatch`: S3 answers 412 instead of completing when the key holds an object already. */
+  async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], ifNoneMatch = false): Promise<WriteResult> {
     const output = await this.callSdk((sdk) =>
       sdk.send(
         new CompleteMultipartUploadCommand({
@@ -135,6 +136,7 @@ export class S3Sink {
         Key: key,
         UploadId: uploadId,
           MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: part.etag })) },
+          IfNoneMatch: ifNoneMatch ? "*" : undefined,
         }),
       ),
     );
