@@ -2,16 +2,14 @@
 // deployed, the tab opened from the sidebar's tab menu; the inject button raises a node's count, and
 // clicking its row reveals the node. Run by `npm run test:e2e`; the screenshot is the README's.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { type EditorBrowser, openChromium, SCREENSHOTS } from "../support/chromium";
 import { installPackedPackage, type NodeRedProcess, startNodeRedProcess } from "../support/packed";
 import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
 
-const ROOT = path.join(__dirname, "..", "..");
-const CHROMIUM = "/usr/bin/chromium";
-const SCREENSHOTS = path.join(ROOT, ".screenshots");
 
 /** A tab with an inject node wired to an s3-egress node; `repeat` in seconds, or none for the button only. */
 function sinkFlow(suffix: string, label: string, name: string, repeat: string): Record<string, unknown>[] {
@@ -28,14 +26,10 @@ describe("sidebar tab S3 egress in Chromium (packed package)", function () {
   let s3: LocalS3;
   let userDir: string;
   let nodeRed: NodeRedProcess;
-  let browserProfile: string;
-  let context: BrowserContext;
+  let browser: EditorBrowser;
   let page: Page;
-  const pageErrors: string[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: install it with apt-get install chromium (.ci/run does)`);
-    mkdirSync(SCREENSHOTS, { recursive: true });
     s3 = await LocalS3.start();
     userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-e2e-monitor-"));
     installPackedPackage(userDir);
@@ -47,16 +41,8 @@ describe("sidebar tab S3 egress in Chromium (packed package)", function () {
     ];
     const deployed = await fetch(`${nodeRed.url}/flows`, { method: "POST", headers: { "content-type": "application/json", "node-red-deployment-type": "full" }, body: JSON.stringify(flows) });
     assert.ok(deployed.ok, `deploy answered ${deployed.status}`);
-    browserProfile = mkdtempSync(path.join(tmpdir(), "s3-egress-chromium-"));
-    context = await chromium.launchPersistentContext(browserProfile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(20_000);
-    page.on("pageerror", (error) => pageErrors.push(error.message));
+    browser = await openChromium({ width: 1400, height: 900 });
+    page = browser.page;
   });
 
   afterEach(async function () {
@@ -64,10 +50,10 @@ describe("sidebar tab S3 egress in Chromium (packed package)", function () {
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await nodeRed?.stop();
     await s3?.stop();
-    for (const directory of [userDir, browserProfile]) if (directory) rmSync(directory, { recursive: true, force: true });
+    if (userDir) rmSync(userDir, { recursive: true, force: true });
   });
 
   it("lists both sinks; an inject raises the plant sink's count, which matches the bucket; clicking the row reveals the node", async () => {
@@ -106,6 +92,6 @@ describe("sidebar tab S3 egress in Chromium (packed package)", function () {
     await fleet.click();
     await page.locator("#red-ui-workspace-tabs .red-ui-tab.active", { hasText: "Fleet" }).waitFor();
     await page.locator('[id="e2"] .red-ui-flow-node').waitFor();
-    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(browser.pageErrors, []);
   });
 });

@@ -129,3 +129,32 @@ describe("faults: write-only health signal", function () {
     assert.deepEqual([...new Set(proxy.seen.map((request) => request.method))], ["PUT"]);
   });
 });
+
+describe("faults: metrics of the Batch Completions route", function () {
+  let s3: LocalS3;
+
+  before(async () => {
+    s3 = await LocalS3.start();
+  });
+  after(async () => {
+    await EgressFlow.unload();
+    await s3.stop();
+  });
+
+  it("shows the open batch and its bytes while msgs join, and one object of the batch's bytes once it completes", async () => {
+    const flow = await EgressFlow.load(s3.endpoint, { input: "batches" });
+    const device = { streamGroup: "plant", stream: "telemetry", deviceId: "robot-1", batchId: "2026-11-25" };
+    for (const payload of ["a1;", "b22;", "c333;"]) await flow.join({ ...device, payload });
+    const open = await scrape();
+    assert.equal(valueOf(open, "s3_egress_open_batches"), 1);
+    assert.ok(valueOf(open, "s3_egress_batch_buffered_bytes")! >= "a1;b22;c333;".length);
+    assert.equal(valueOf(open, "s3_egress_objects_written_total"), 0);
+
+    const completed = await flow.write({ ...device, complete: true });
+    const written = await scrape();
+    assert.equal(valueOf(written, "s3_egress_open_batches"), 0);
+    assert.equal(valueOf(written, "s3_egress_objects_written_total"), (await s3.keys()).length);
+    assert.equal(valueOf(written, "s3_egress_bytes_written_total"), (completed.s3 as { bytes: number }).bytes);
+    assert.equal(valueOf(written, "s3_egress_bytes_written_total"), (await s3.get((await s3.keys())[0])).body.length);
+  });
+});
