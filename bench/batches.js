@@ -1,7 +1,11 @@
 "use strict";
-// Batch Completions bench, on the compiled library in nodes/ (run `npm run build` first):
-//   ingest: 256-byte msgs from many devices appended (plain) to their open batches, msgs/s;
-//   stream: one 1 GiB batch streamed as a multipart upload, with the process's RSS rise.
+// Batch Completions bench (run `npm run build` first). Each figure in a fresh process:
+//   ingest: 256-byte msgs from 64 devices appended (plain) to their open batches through the
+//           library (Batches), msgs/s;
+//   stream: one 1 GiB batch fed through a real Node-RED runtime (bench/runtime.js) in 1 MiB msgs
+//           at a steady pace, without waiting for done(); the process's RSS rise;
+//   open:   100,000 devices send one 100-byte msg each through the runtime, so 100,000 batches
+//           are open; the RSS they cost (after a full GC), plain and gzip.
 // The S3 endpoint is a minimal local HTTP server in a child process (so its memory is not
 // counted) that answers CreateMultipartUpload/UploadPart/CompleteMultipartUpload/PutObject and
 // counts requests and bytes. `node bench/batches.js` prints the figures as JSON;
@@ -14,6 +18,8 @@ const path = require("node:path");
 const NODES = path.join(__dirname, "..", "nodes", "lib");
 const MiB = 1024 * 1024;
 const BUCKET = "bench";
+const STREAM_PACE_MS = 15;
+const OPEN_BATCHES = 100_000;
 
 /** The endpoint, run in a child: answers like S3 and reports what it received per key. */
 function serveEndpoint() {
@@ -68,25 +74,16 @@ function startEndpoint() {
   }));
 }
 
-function batchRoute(endpoint, settings) {
-  const { S3Sink } = require(path.join(NODES, "s3", "client.js"));
-  const { Writer } = require(path.join(NODES, "delivery", "writer.js"));
-  const { Batches } = require(path.join(NODES, "delivery", "batches.js"));
-  const sink = new S3Sink({ bucket: BUCKET, region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
-  const writer = new Writer(16);
-  const failures = [];
-  const route = new Batches(sink, writer, { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", maxOpenBatches: 100_000, atOpenLimit: "reject", ...settings }, {
-    completed: () => undefined,
-    failed: (error) => failures.push(error),
-    unusable: () => undefined,
-  });
-  return { route, sink, failures };
-}
-
 /** msgs/s for `messages` 256-byte msgs spread over `devices` open batches, fields validated per msg as the node does. */
 async function benchIngest(endpoint, { messages = 1_000_000, devices = 64 } = {}) {
   const { toFields } = require(path.join(NODES, "core", "record.js"));
-  const { route, sink } = batchRoute(endpoint);
+  const { S3Sink } = require(path.join(NODES, "s3", "client.js"));
+  const { Writer } = require(path.join(NODES, "delivery", "writer.js"));
+  const { FixedLimit } = require(path.join(NODES, "delivery", "concurrency.js"));
+  const { Batches } = require(path.join(NODES, "delivery", "batches.js"));
+  const sink = new S3Sink({ bucket: BUCKET, region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
+  const settings = { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", maxOpenBatches: devices, atOpenLimit: "reject" };
+  const batches = new Batches(sink, new Writer(new FixedLimit(16)), settings, { completed: () => undefined, failed: () => undefined, unusable: () => undefined });
   const options = { input: "batches", batchIdAutofill: "none", messageIdAutofill: "none" };
   const context = { arrival: 0, nextMessageId: () => "" };
   const raws = Array.from({ length: devices }, (_, index) => ({ streamGroup: "bench", stream: "telemetry", deviceId: `device-${index}`, batchId: "b1" }));
@@ -96,59 +93,153 @@ async function benchIngest(endpoint, { messages = 1_000_000, devices = 64 } = {}
     const now = Date.now();
     context.arrival = now;
     const fields = toFields(raws[index % devices], options, context);
-    const admission = route.accept({ fields, payload: payloads[index & 255], contentType: undefined, complete: false, arrival: now, msgid: "" });
+    const admission = batches.accept({ fields, payload: payloads[index & 255], contentType: undefined, complete: false, arrival: now, msgid: "" });
     if (admission.ready) await admission.ready;
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  await route.close();
+  await batches.close();
   sink.destroy();
-  return messages / seconds;
+  return { ingestMsgsPerSec: Math.round(messages / seconds) };
 }
 
-/** Streams one batch of `mebibytes` MiB in 1 MiB msgs; the RSS rise over the start, and what reached the endpoint. */
+/** A Node-RED runtime with one s3-egress node in Batch Completions mode; counts done() and errors. */
+async function batchRuntime(endpoint, egress) {
+  const { startRuntime } = require("./runtime");
+  const flow = [
+    { id: "tab", type: "tab", label: "bench" },
+    { id: "source", type: "comment", z: "tab", wires: [["egress"]] },
+    { id: "cfg", type: "s3-egress-config", bucket: BUCKET, region: "us-east-1", endpoint, forcePathStyle: true },
+    { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", input: "batches", ...egress, wires: [["sink"]] },
+    { id: "dones", type: "complete", z: "tab", scope: ["egress"], uncaught: false, wires: [["counted"]] },
+    { id: "failures", type: "catch", z: "tab", scope: ["egress"], uncaught: false, wires: [["failed"]] },
+    { id: "sink", type: "comment", z: "tab" },
+    { id: "counted", type: "comment", z: "tab" },
+    { id: "failed", type: "comment", z: "tab" },
+    { id: "statuses", type: "status", z: "tab", scope: ["egress"], wires: [["status"]] },
+    { id: "status", type: "comment", z: "tab" },
+  ];
+  const runtime = await startRuntime(flow, { cfg: { accessKeyId: "bench", secretAccessKey: "bench" } });
+  const counts = { done: 0, errors: 0, firstError: undefined, outputs: [], status: undefined };
+  runtime.node("status").on("input", (msg) => (counts.status = msg.status?.text));
+  runtime.node("counted").on("input", () => counts.done++);
+  runtime.node("failed").on("input", (msg) => {
+    counts.errors++;
+    counts.firstError ??= msg.error?.message;
+  });
+  runtime.node("sink").on("input", (msg) => counts.outputs.push(msg.s3));
+  return { runtime, source: runtime.node("source"), counts };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Streams one batch of `mebibytes` MiB in 1 MiB msgs, one every STREAM_PACE_MS, never waiting for done(). */
 async function benchStream(endpoint, report, { mebibytes = 1024 } = {}) {
-  const { toFields } = require(path.join(NODES, "core", "record.js"));
-  const { route, sink, failures } = batchRoute(endpoint);
-  const fields = toFields({ streamGroup: "bench", stream: "telemetry", deviceId: "big", batchId: "1gib" }, { input: "batches", batchIdAutofill: "none", messageIdAutofill: "none" }, { arrival: 0, nextMessageId: () => "" });
-  const chunks = Array.from({ length: 4 }, (_, index) => Buffer.alloc(MiB, index + 1));
+  const { runtime, source, counts } = await batchRuntime(endpoint, {});
+  const fields = { streamGroup: "bench", stream: "telemetry", deviceId: "big", batchId: "1gib" };
+  const template = Buffer.alloc(MiB, 7);
   const baseline = process.memoryUsage.rss();
   let peak = baseline;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 5);
+  const started = Date.now();
   for (let index = 0; index < mebibytes; index++) {
-    const admission = route.accept({ fields, payload: chunks[index & 3], contentType: undefined, complete: false, arrival: Date.now(), msgid: "" });
-    if (admission.ready) await admission.ready;
-    peak = Math.max(peak, process.memoryUsage.rss());
+    // Each msg brings a Buffer of its own, as one from a device would.
+    source.send({ ...fields, payload: Buffer.from(template) });
+    await sleep(started + (index + 1) * STREAM_PACE_MS - Date.now());
   }
-  const { completed } = route.accept({ fields, payload: undefined, contentType: undefined, complete: true, arrival: Date.now(), msgid: "" });
-  const outcome = await completed;
+  source.send({ ...fields, complete: true });
+  while (counts.outputs.length === 0 && counts.errors === 0) await sleep(20);
+  clearInterval(sampler);
   peak = Math.max(peak, process.memoryUsage.rss());
-  sink.destroy();
-  if (failures.length) throw failures[0];
+  if (counts.errors) throw new Error(counts.firstError);
+  const outcome = counts.outputs[0];
   const received = (await report())[outcome.key];
   if (outcome.bytes !== mebibytes * MiB || received.bytes !== mebibytes * MiB) {
     throw new Error(`the batch should hold ${mebibytes * MiB} bytes: reported ${outcome.bytes}, received ${received.bytes}`);
   }
-  return { rssRiseMiB: (peak - baseline) / MiB, objectBytes: received.bytes, requestsPerBatch: received.requests };
+  await runtime.stop();
+  return { rssRiseMiB: (peak - baseline) / MiB, objectBytes: received.bytes, requestsPerBatch: received.requests, streamSeconds: (Date.now() - started) / 1000 };
 }
 
-/** { ingestMsgsPerSec, rssRiseMiB, objectBytes, requestsPerBatch }; options: { ingestMessages, devices, batchMiB }. */
-async function runBatchBench(options = {}) {
+/** `batches` devices send one 100-byte msg each; what the open batches cost once every msg got done(). */
+async function benchOpen(endpoint, { batches = OPEN_BATCHES, compression = "none" } = {}) {
+  const { runtime, source, counts } = await batchRuntime(endpoint, { compression, concatenation: "newline" });
+  global.gc?.();
+  const baseline = process.memoryUsage();
+  const payload = "x".repeat(100);
+  for (let index = 0; index < batches; index++) {
+    source.send({ streamGroup: "bench", stream: "telemetry", deviceId: `device-${index}`, batchId: "2026-11-25", payload: `${index}:${payload}`.slice(0, 100) });
+    // A steady feed: the runtime delivers each msg on a later turn of the event loop.
+    if (index % 1000 === 999) while (counts.done + counts.errors < index - 1000) await sleep(1);
+  }
+  while (counts.done + counts.errors < batches) await sleep(10);
+  await sleep(100);
+  global.gc?.();
+  const after = process.memoryUsage();
+  await sleep(300); // the status is shown at most every 250 ms
+  const result = {
+    batches,
+    compression,
+    accepted: counts.done,
+    refused: counts.errors,
+    firstError: counts.firstError,
+    rssCostMiB: (after.rss - baseline.rss) / MiB,
+    heapCostMiB: (after.heapUsed - baseline.heapUsed) / MiB,
+    bytesPerBatch: Math.round((after.rss - baseline.rss) / batches),
+    status: counts.status,
+  };
+  return result;
+}
+
+async function scenario(name, options) {
   const endpoint = await startEndpoint();
   try {
-    // The stream runs first, so the ingest run's garbage does not count in its RSS.
-    const stream = await benchStream(endpoint.endpoint, endpoint.report, { mebibytes: options.batchMiB });
-    const ingestMsgsPerSec = await benchIngest(endpoint.endpoint, { messages: options.ingestMessages, devices: options.devices });
-    return { ingestMsgsPerSec: Math.round(ingestMsgsPerSec), ...stream };
+    if (name === "ingest") return await benchIngest(endpoint.endpoint, options);
+    if (name === "stream") return await benchStream(endpoint.endpoint, endpoint.report, options);
+    return await benchOpen(endpoint.endpoint, options);
   } finally {
     await endpoint.stop();
   }
+}
+
+/** Runs one scenario in a fresh process (so memory figures never mix); resolves with its figures. */
+function inChild(name, options) {
+  return new Promise((resolve, reject) => {
+    const child = fork(__filename, ["--scenario", name, JSON.stringify(options)], { execArgv: ["--expose-gc"], stdio: ["ignore", "pipe", "inherit", "ipc"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(output.trim().split("\n").pop())) : reject(new Error(`batches bench ${name} exited with ${code}`))));
+  });
+}
+
+/**
+ * { ingestMsgsPerSec, rssRiseMiB, objectBytes, requestsPerBatch, streamSeconds, open: { plain, gzip } };
+ * options: { ingestMessages, devices, batchMiB, openBatches }.
+ */
+async function runBatchBench(options = {}) {
+  const stream = await inChild("stream", { mebibytes: options.batchMiB });
+  const ingest = await inChild("ingest", { messages: options.ingestMessages, devices: options.devices });
+  const plain = await inChild("open", { batches: options.openBatches, compression: "none" });
+  const gzip = await inChild("open", { batches: options.openBatches, compression: "gzip" });
+  return { ...ingest, ...stream, open: { plain, gzip } };
 }
 
 module.exports = { runBatchBench };
 
 if (require.main === module) {
   if (process.argv[2] === "--endpoint") serveEndpoint();
-  else {
-    runBatchBench().then(
+  else if (process.argv[2] === "--scenario") {
+    scenario(process.argv[3], JSON.parse(process.argv[4])).then(
+      (figures) => {
+        process.stdout.write(JSON.stringify(figures) + "\n");
+        process.exit(0);
+      },
+      (error) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  } else {
+    runBatchBench(JSON.parse(process.argv[2] ?? "{}")).then(
       (figures) => console.log(JSON.stringify(figures, null, 2)),
       (error) => {
         console.error(error);

@@ -41,10 +41,11 @@ ceph_cli() { ceph -c "$CONF" --connect-timeout 30 "$@"; }
 # The pid in DIR/run/NAME.pid when that process is still one of this cluster's daemons
 # (its command line names this cluster's ceph.conf): a stale pid file never stops anything else.
 daemon_pid() {
-  local file="$DIR/run/$1.pid" pid
+  local file="$DIR/run/$1.pid" pid command_line
   [ -f "$file" ] || return 1
   pid=$(cat "$file")
-  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$CONF"
+  command_line=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  [[ $command_line == *" -c $CONF "* ]] || return 1
   echo "$pid"
 }
 
@@ -58,7 +59,7 @@ stop_cluster() {
       [ -d "/proc/$pid" ] || break
       sleep 0.2
     done
-    # memstore has nothing worth saving: do not wait for a slow shutdown.
+    # One still there after 10 s is killed: its data is thrown away anyway.
     [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null
     log "stopped $name (pid $pid)"
   done

@@ -1,8 +1,9 @@
-import type { Node, NodeAPI, NodeDef } from "node-red";
+import type { NodeAPI, NodeDef } from "node-red";
 import { objectHeaders } from "./lib/core/object-options";
 import { type ObjectSettings, bucketProblem, endpointPath, endpointProblem, objectSettingsProblem, regionProblem } from "./lib/core/rules";
 import type { SinkConfigCredentials, SinkConfigNode } from "./lib/nodered/config-node";
 import { S3Sink } from "./lib/s3/client";
+import { LimitRegistry } from "./lib/delivery/concurrency";
 
 type SinkConfigDef = NodeDef & {
   bucket: string;
@@ -30,16 +31,10 @@ export = function (RED: NodeAPI): void {
     this.bucket = bucket;
     this.objectHeaders = {};
     this.contentType = objectSettings.contentType;
-    const users = new Map<Node, number>();
-    const resize = () => this.sink?.setMaxSockets([...users.values()].reduce((sum, count) => sum + count, 0));
-    this.register = (user, concurrency) => {
-      users.set(user, concurrency);
-      resize();
-    };
-    this.unregister = (user) => {
-      users.delete(user);
-      resize();
-    };
+    // The config node owns the concurrency limits: its "auto" users share one, and the socket pool follows them.
+    const users = new LimitRegistry((sockets) => this.sink?.setMaxSockets(sockets));
+    this.register = (user, concurrency) => users.register(user, concurrency);
+    this.unregister = (user) => users.unregister(user);
 
     const problem =
       labelled("bucket", bucketProblem(bucket)) ??
@@ -74,14 +69,14 @@ export = function (RED: NodeAPI): void {
     // Nodes using the sink close at the same time as this one; they may still be finishing writes.
     this.on("close", (done: () => void) => {
       const giveUp = setTimeout(finish, USERS_CLOSE_WAIT_MS);
-      const check = setInterval(() => users.size === 0 && finish(), 50);
+      const check = setInterval(() => users.empty && finish(), 50);
       function finish(): void {
         clearTimeout(giveUp);
         clearInterval(check);
         sink.destroy();
         done();
       }
-      if (users.size === 0) finish();
+      if (users.empty) finish();
     });
   }
 

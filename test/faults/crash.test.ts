@@ -1,12 +1,18 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { assertBucketHolds, egressSpoolDir, range, scenarioMsg, spoolSegments } from "../support/deliveries";
 import { FaultProxy } from "../support/fault-proxy";
 import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
+import { scanSegment } from "../../nodes/lib/delivery/spool";
+
+/** Records in the spool of the node "egress", counted from its segment files. */
+function spooledRecords(userDir: string): number {
+  return spoolSegments(userDir).reduce((sum, name) => sum + scanSegment(readFileSync(path.join(egressSpoolDir(userDir), name))).records.length, 0);
+}
 
 const PACKAGE_ROOT = path.join(__dirname, "..", "..");
 const CHILD = path.join(__dirname, "..", "support", "runtime-child.js");
@@ -104,5 +110,57 @@ describe("faults: the runtime process killed with SIGKILL mid-load, restarted wi
     assert.deepEqual(spoolSegments(userDir), [], "the spool is empty");
     assert.ok(!existsSync(path.join(egressSpoolDir(userDir), "damaged")), "a SIGKILL leaves no damaged records behind");
     assert.equal(await assertBucketHolds(s3, range(total).map((index) => scenarioMsg(index, { bytes: 2048 }))), total);
+  });
+});
+
+describe("faults: S3 down while msgs arrive, the runtime killed with SIGKILL, S3 back, the runtime restarted (spool, default settings)", function () {
+  this.timeout(120_000);
+  let s3: LocalS3;
+  let proxy: FaultProxy;
+  let userDir: string;
+
+  before(async () => {
+    s3 = await LocalS3.start();
+    proxy = await FaultProxy.start(s3.endpoint);
+    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-outage-crash-"));
+    mkdirSync(path.join(userDir, "node_modules", "@iot-sinks"), { recursive: true });
+    symlinkSync(PACKAGE_ROOT, path.join(userDir, "node_modules", "@iot-sinks", "node-red-s3-egress"), "dir");
+    const flows = [
+      { id: "tab", type: "tab", label: "outage" },
+      { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint: proxy.endpoint, forcePathStyle: true },
+      { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", spool: true, wires: [[]] },
+    ];
+    writeFileSync(path.join(userDir, "flows.json"), JSON.stringify(flows));
+    writeFileSync(path.join(userDir, "flows_cred.json"), JSON.stringify({ cfg: CREDENTIALS }));
+  });
+  after(async () => {
+    await proxy.stop();
+    await s3.stop();
+    rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it("every one of the 200 accepted msgs is written after the restart: a transient failure never ends a spooled msg", async () => {
+    proxy.script([{ action: { kind: "error", status: 503, code: "ServiceUnavailable" } }]);
+    const downSince = Date.now();
+    const first = new Runtime(userDir, range(200));
+    // Accepted: each msg's record is durable in the spool (its done() waits for the write).
+    for (let tries = 0; tries < 600 && spooledRecords(userDir) < 200; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(spooledRecords(userDir), 200);
+    // S3 stays down for 3 s: the writes keep failing and retrying until the kill.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, 3000 - (Date.now() - downSince))));
+    assert.equal(await first.kill("SIGKILL"), null);
+    assert.deepEqual(first.failed, []);
+    assert.equal(first.done.size, 0, "no msg was done: none was written");
+    assert.ok(proxy.seen.length > 0 && proxy.seen.every((request) => request.outcome === "503 ServiceUnavailable"), "nothing was written before the kill");
+
+    proxy.script([]);
+    const second = new Runtime(userDir, []);
+    for (let tries = 0; tries < 600 && (spoolSegments(userDir).length > 0 || (await s3.keys()).length < 200); tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await second.kill("SIGTERM");
+    assert.deepEqual(second.failed, []);
+    assert.deepEqual(spoolSegments(userDir), [], "the spool is empty");
+    assert.equal(await assertBucketHolds(s3, range(200).map((index) => scenarioMsg(index, { bytes: 2048 }))), 200);
   });
 });

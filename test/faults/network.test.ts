@@ -5,7 +5,7 @@ import { EgressFlow } from "../support/flow";
 import { LocalS3 } from "../support/s3";
 
 /** Fast retries, so a scenario takes seconds. */
-const quickRetries = { attempts: 8, maxRetryDelay: 0.4 };
+const quickRetries = { giveUpAfter: 30, maxRetryDelay: 0.4 };
 
 describe("faults: S3 misbehaving behind a proxy, Messages route", function () {
   let s3: LocalS3;
@@ -32,7 +32,7 @@ describe("faults: S3 misbehaving behind a proxy, Messages route", function () {
       { action: { kind: "error", status: 503, code: "SlowDown" }, times: 40 },
       { action: { kind: "error", status: 503, code: "SlowDown" }, every: 3, times: 80 },
     ]);
-    flow = await EgressFlow.load(proxy.endpoint, { concurrency: 8, attempts: 15, maxRetryDelay: 0.2 });
+    flow = await EgressFlow.load(proxy.endpoint, { concurrency: 8, maxRetryDelay: 0.2 });
     const items = range(200).map((index) => scenarioMsg(index));
     const { written, failed } = await sendAll(flow, items);
     assert.deepEqual(failed.map(({ error }) => error.message), []);
@@ -67,7 +67,7 @@ describe("faults: S3 misbehaving behind a proxy, Messages route", function () {
   });
 
   it("server down for a while, then back: writes wait and resume, none lost", async () => {
-    flow = await EgressFlow.load(proxy.endpoint, { concurrency: 4, attempts: 30, maxRetryDelay: 0.5 });
+    flow = await EgressFlow.load(proxy.endpoint, { concurrency: 4, maxRetryDelay: 0.5 });
     const items = range(150).map((index) => scenarioMsg(index));
     const sending = sendAll(flow, items);
     await flow.status((status) => status.fill === "blue");
@@ -108,15 +108,50 @@ describe("faults: S3 misbehaving behind a proxy, Messages route", function () {
     assert.equal(await assertBucketHolds(s3, written), 100);
   });
 
-  it("a throttled prefix that never recovers: exactly `attempts` requests per msg (the SDK adds none), then Catch", async () => {
-    proxy.script([{ action: { kind: "error", status: 503, code: "SlowDown" }, keyPrefix: "messages/faults/telemetry/hot/" }]);
-    flow = await EgressFlow.load(proxy.endpoint, { concurrency: 4, attempts: 3, maxRetryDelay: 0.05 });
+  it("a prefix failing for longer than Give up after: retried with backoff until the time budget runs out, then Catch names it", async () => {
+    proxy.script([{ action: { kind: "error", status: 500, code: "InternalError" }, keyPrefix: "messages/faults/telemetry/hot/" }]);
+    flow = await EgressFlow.load(proxy.endpoint, { concurrency: 4, giveUpAfter: 0.5, maxRetryDelay: 0.1 });
     const items = range(40).map((index) => scenarioMsg(index, index % 4 === 0 ? { device: "hot" } : {}));
     const { written, failed } = await sendAll(flow, items);
     assert.equal(failed.length, 10);
-    for (const { error } of failed) assert.match(error.message, /^S3Error: SlowDown: /);
-    assert.equal(proxy.requestsFor("messages/faults/telemetry/hot/").length, 30);
+    for (const { error } of failed) assert.match(error.message, /^S3Error: InternalError: .* \(gave up after \d+ attempts in 0\.\d s\)$/);
+    assert.ok(proxy.requestsFor("messages/faults/telemetry/hot/").length > 30, "more than a few attempts per msg");
     assert.equal(await assertBucketHolds(s3, written), 30);
+  });
+
+  it("SlowDown does not use up the time budget: a prefix throttled for longer than Give up after is written once it stops", async () => {
+    proxy.script([{ action: { kind: "error", status: 503, code: "SlowDown" }, keyPrefix: "messages/faults/telemetry/hot/", times: 60 }]);
+    flow = await EgressFlow.load(proxy.endpoint, { giveUpAfter: 0.2, maxRetryDelay: 0.1 });
+    const items = range(40).map((index) => scenarioMsg(index, index % 4 === 0 ? { device: "hot" } : {}));
+    const { written, failed } = await sendAll(flow, items);
+    assert.deepEqual(failed.map(({ error }) => error.message), []);
+    assert.equal(await assertBucketHolds(s3, written), 40);
+  });
+
+  it("S3 answering 503 for 3 s while 100 msgs arrive: none lost at the default settings", async () => {
+    proxy.script([{ action: { kind: "error", status: 503, code: "ServiceUnavailable" } }]);
+    flow = await EgressFlow.load(proxy.endpoint, {});
+    const recovered = new Promise((resolve) => setTimeout(resolve, 3000)).then(() => proxy.script([]));
+    const items = range(100).map((index) => scenarioMsg(index));
+    const { written, failed } = await sendAll(flow, items);
+    await recovered;
+    assert.deepEqual(failed.map(({ error }) => error.message), []);
+    assert.equal(await assertBucketHolds(s3, written), 100);
+    assert.ok(proxy.seen.some((request) => request.outcome === "503 ServiceUnavailable"), "the outage was seen");
+  });
+
+  it("SlowDown on every 4th request and a reset on every 9th, 300 msgs: none lost at the default settings", async () => {
+    proxy.script([
+      { action: { kind: "error", status: 503, code: "SlowDown" }, every: 4 },
+      { action: { kind: "reset-before" }, every: 9 },
+    ]);
+    flow = await EgressFlow.load(proxy.endpoint, {});
+    const items = range(300).map((index) => scenarioMsg(index));
+    const { written, failed } = await sendAll(flow, items);
+    assert.deepEqual(failed.map(({ error }) => error.message), []);
+    assert.equal(await assertBucketHolds(s3, written), 300);
+    const limit = (flow.outputs[flow.outputs.length - 1].s3 as { concurrency: number }).concurrency;
+    assert.ok(limit >= 1 && limit <= 512, `msg.s3.concurrency is the current limit: ${limit}`);
   });
 
   it("never overwrite: sends If-None-Match: *, a 412 counts as written and the first bytes stay", async () => {

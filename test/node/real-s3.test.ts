@@ -10,24 +10,17 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { EgressFlow } from "../support/flow";
-import { CREDENTIALS, itOnRealS3, LocalS3, S3_UNDER_TEST, TEST_BUCKET } from "../support/s3";
+import { inspectedS3 } from "../support/inspector";
+import { CREDENTIALS, itOnRealS3, type LocalS3, S3_UNDER_TEST, TEST_BUCKET } from "../support/s3";
 
 const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19", messageId: "m1" };
 const KEY = "messages/group-a/telemetry/robot-125/2023-12-19/m1";
 
 /** What s3rver does not do and a real server does: honour If-None-Match, enforce the bucket policy (pending on s3rver). */
 describe(`what only a real S3 checks, against ${S3_UNDER_TEST}`, function () {
+  const context = inspectedS3();
   let s3: LocalS3;
-  before(async () => {
-    s3 = await LocalS3.start();
-  });
-  after(async () => {
-    await s3.stop();
-  });
-  afterEach(async () => {
-    await EgressFlow.unload();
-    await s3.clear();
-  });
+  before(() => ({ s3 } = context));
 
   itOnRealS3("never overwrite: the server answers a second write of a key with 412, which counts as written, and the first bytes stay", async () => {
     const flow = await EgressFlow.load(s3.endpoint, { neverOverwrite: true });

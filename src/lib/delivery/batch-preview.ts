@@ -1,3 +1,4 @@
+import { FixedLimit } from "./concurrency";
 import type { RecordFields } from "../core/record";
 import { type ObjectOptions, S3Sink, type WriteResult } from "../s3/client";
 import { type Admission, type BatchSettings, Batches } from "./batches";
@@ -44,7 +45,7 @@ class DryRunSink extends S3Sink {
 export async function batchObject(settings: BatchSettings, fields: RecordFields, samples: SampleMsg[]): Promise<BatchObject> {
   const sink = new DryRunSink();
   const ignore = () => undefined;
-  const batches = new Batches(sink, new Writer(1), { ...settings, idleTimeoutMs: 0 }, { completed: ignore, failed: ignore, unusable: ignore });
+  const batches = new Batches(sink, new Writer(new FixedLimit(1)), { ...settings, idleTimeoutMs: 0 }, { completed: ignore, failed: ignore, unusable: ignore });
   try {
     let admission: Admission | undefined;
     for (const [index, sample] of samples.entries()) {

@@ -1,5 +1,5 @@
-import type { WriteOutcome } from "./messages";
-import type { Spool, SpoolEntry, SpooledWrite } from "./spool";
+import type { MessageRoute, WriteOutcome, WriteReceiver } from "./messages";
+import type { AppendWaiter, Spool, SpoolEntry, SpooledWrite } from "./spool";
 import { QueueFullError, WriterClosedError, type Writer } from "./writer";
 
 /**
@@ -9,12 +9,11 @@ import { QueueFullError, WriterClosedError, type Writer } from "./writer";
  */
 export type QueueFullPolicy = "spool" | "reject";
 
-/** How an accepted write ended for the msg that brought it. */
-export type Acceptance =
-  /** Written (or, in never-overwrite mode, found written). */
-  | { state: "written"; outcome: WriteOutcome }
+/** Where the end of one accepted msg is reported: written, or failed, or (with the spool) left on disk to be written later. */
+export interface AcceptReceiver extends WriteReceiver {
   /** Durable in the spool and no longer in memory: written later (or after a restart) and reported then. */
-  | { state: "spooled" };
+  spooled(): void;
+}
 
 export interface IntakeEvents {
   /** A write that had left memory (spilled, or found in the spool at start) was written. */
@@ -31,19 +30,21 @@ export interface IntakeEvents {
  * Takes prepared writes into the writer, through the spool when there is one: with a spool a
  * write is durable before it is queued, is kept in memory while the writer has room and left on
  * disk (deferred) when it has not, and its record is released once it is written or failed for
- * good. Deferred records are read back in arrival order as room frees up.
+ * good. Deferred records are read back in arrival order as room frees up. Each msg is one small
+ * object on its way (no promise chain), so a burst costs little beyond its payloads.
  */
 export class Intake {
   private closing = false;
   private draining = false;
   private spilling = false;
   private spool: Spool | undefined;
+  private unusable: Error | undefined;
 
   constructor(
-    private readonly writer: Writer,
-    private readonly put: (write: SpooledWrite) => Promise<WriteOutcome>,
-    private readonly policy: QueueFullPolicy,
-    private readonly events: IntakeEvents,
+    readonly writer: Writer,
+    readonly route: MessageRoute,
+    readonly policy: QueueFullPolicy,
+    readonly events: IntakeEvents,
     /** The spool being opened, or undefined without one. */
     private readonly opening?: Promise<Spool>,
   ) {
@@ -52,7 +53,7 @@ export class Intake {
         this.spool = spool;
         this.drain();
       },
-      () => undefined,
+      (error: Error) => (this.unusable = error),
     );
   }
 
@@ -66,26 +67,44 @@ export class Intake {
     return this.policy === "reject" && !this.writer.hasRoom(bytes);
   }
 
-  async accept(write: SpooledWrite): Promise<Acceptance> {
-    const bytes = write.body.length;
-    if (!this.opening) return { state: "written", outcome: await this.put(write) };
-    if (this.policy === "reject" && !this.writer.hasRoom(bytes)) return { state: "written", outcome: await this.put(write) };
-    const spool = await this.opening;
-    const entry = await spool.append(write);
-    // Closing: the record stays on disk for the next start.
-    if (this.closing) return { state: "spooled" };
-    if (this.writer.hasRoom(bytes) && (this.policy === "reject" || spool.deferred === 0)) return this.putHeld(entry, write);
-    if (this.policy === "reject") {
-      // The queue filled up while the record was made durable: put() rejects with QueueFullError.
-      spool.release(entry);
-      return { state: "written", outcome: await this.put(write) };
+  /** Takes one prepared write; `receiver` hears how it ends. */
+  accept(write: SpooledWrite, receiver: AcceptReceiver): void {
+    if (!this.opening) return this.start(write, receiver);
+    if (this.refuses(write.body.length)) return receiver.failed(this.writer.fullError());
+    if (this.unusable) return receiver.failed(this.unusable);
+    if (!this.spool) {
+      // Only while the spool opens: the msgs of that moment wait for it, in arrival order.
+      this.opening.then(
+        () => this.accept(write, receiver),
+        (error: Error) => receiver.failed(error),
+      );
+      return;
     }
+    this.spool.appendThen(write, new SpooledDelivery(this, this.spool, write, receiver));
+  }
+
+  /** A record of `delivery` is durable: into the writer if there is room and nothing deferred is ahead of it, else left on disk. */
+  appended(delivery: SpooledDelivery, spool: Spool): void {
+    // Closing: the record stays on disk for the next start.
+    if (this.closing) return delivery.receiver.spooled();
+    const bytes = delivery.write.body.length;
+    if (this.writer.hasRoom(bytes) && (this.policy === "reject" || spool.deferred === 0)) return this.start(delivery.write, delivery);
+    if (this.policy === "reject") {
+      // The queue filled up while the record was made durable.
+      spool.release(delivery.entry);
+      return delivery.receiver.failed(this.writer.fullError());
+    }
+    this.defer(delivery);
+  }
+
+  /** Leaves a durable record on disk only; its msg is done. */
+  defer(delivery: SpooledDelivery): void {
     if (!this.spilling) {
       this.spilling = true;
       this.events.onSpill();
     }
-    spool.defer(entry);
-    return { state: "spooled" };
+    delivery.spool.defer(delivery.entry);
+    delivery.receiver.spooled();
   }
 
   /** Moves deferred records into the writer while it has room. Call whenever the writer's load drops. */
@@ -124,6 +143,11 @@ export class Intake {
     }
   }
 
+  private start(write: SpooledWrite, receiver: WriteReceiver): void {
+    const refusal = this.route.start(write, receiver);
+    if (refusal) receiver.failed(refusal);
+  }
+
   private async drainSteps(spool: Spool): Promise<void> {
     for (;;) {
       const bytes = spool.peekDeferredBytes();
@@ -140,29 +164,64 @@ export class Intake {
         spool.returnDeferred(entry);
         return;
       }
-      this.putHeld(entry, write).then(
-        (acceptance) => acceptance.state === "written" && this.events.onLaterWritten(write, acceptance.outcome),
-        (error: Error) => this.events.onLaterFailed(write, error),
-      );
+      const delivery = new SpooledDelivery(this, spool, write, new LaterReceiver(this.events, write));
+      delivery.entry = entry;
+      this.start(write, delivery);
     }
+  }
+}
+
+/**
+ * One msg through the spool: waits for its record to be durable, then for its write; releases
+ * the record once written or failed for good, and leaves it on disk when the node closes first.
+ */
+class SpooledDelivery implements AppendWaiter, WriteReceiver {
+  entry!: SpoolEntry;
+  constructor(
+    private readonly intake: Intake,
+    readonly spool: Spool,
+    readonly write: SpooledWrite,
+    readonly receiver: AcceptReceiver,
+  ) {}
+
+  appended(entry: SpoolEntry): void {
+    this.entry = entry;
+    this.intake.appended(this, this.spool);
   }
 
-  /** Writes a durable record held in memory, and releases it unless the node closed first (then it stays for the next start). */
-  private async putHeld(entry: SpoolEntry, write: SpooledWrite): Promise<Acceptance> {
-    const spool = this.spool ?? (await this.opening!);
-    try {
-      const outcome = await this.put(write);
-      spool.release(entry);
-      return { state: "written", outcome };
-    } catch (error) {
-      if (error instanceof WriterClosedError) return { state: "spooled" };
-      if (error instanceof QueueFullError) {
-        // Room vanished between the check and the write: leave it on disk for the next drain.
-        spool.defer(entry);
-        return { state: "spooled" };
-      }
-      spool.release(entry);
-      throw error;
-    }
+  appendFailed(error: Error): void {
+    this.receiver.failed(error);
   }
+
+  written(outcome: WriteOutcome): void {
+    this.spool.release(this.entry);
+    this.receiver.written(outcome);
+  }
+
+  failed(error: Error): void {
+    // Closed first: it stays on disk for the next start.
+    if (error instanceof WriterClosedError) return this.receiver.spooled();
+    // Room vanished between the check and the write: left on disk for the next drain.
+    if (error instanceof QueueFullError) return this.intake.defer(this);
+    this.spool.release(this.entry);
+    this.receiver.failed(error);
+  }
+}
+
+/** A msg read back from the spool: its original msg is gone, so its end is reported by events. */
+class LaterReceiver implements AcceptReceiver {
+  constructor(
+    private readonly events: IntakeEvents,
+    private readonly write: SpooledWrite,
+  ) {}
+
+  written(outcome: WriteOutcome): void {
+    this.events.onLaterWritten(this.write, outcome);
+  }
+
+  failed(error: Error): void {
+    this.events.onLaterFailed(this.write, error);
+  }
+
+  spooled(): void {}
 }

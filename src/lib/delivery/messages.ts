@@ -4,7 +4,7 @@ import type { S3Sink } from "../s3/client";
 import { S3Error } from "../s3/errors";
 import { DEFAULT_PART_SIZE, StreamingUpload } from "./multipart";
 import type { SpooledWrite } from "./spool";
-import type { Writer } from "./writer";
+import type { WriteJob, Writer } from "./writer";
 
 /** What a successful write reports on msg.s3. */
 export interface WriteOutcome {
@@ -38,29 +38,42 @@ export class MessageRoute {
     return { msgid, key, contentType: body.contentType, metadata, headers, body: body.bytes };
   }
 
-  /** Queues the write of one prepared object. */
-  put(write: SpooledWrite): Promise<WriteOutcome> {
-    if (write.body.length > this.partSize) return this.putInParts(write);
-    const headers = this.neverOverwrite ? { ...write.headers, "if-none-match": "*" } : write.headers;
-    const options = { contentType: write.contentType, metadata: write.metadata, headers };
-    let attempts = 0;
-    return this.writer.submit(async () => {
-      attempts++;
-      const outcome: WriteOutcome = { bucket: this.sink.bucket, key: write.key, etag: "", bytes: write.body.length, attempts };
-      try {
-        const result = await this.sink.putObject(write.key, write.body, options);
-        outcome.etag = result.etag;
-        if (result.versionId) outcome.versionId = result.versionId;
-      } catch (error) {
-        if (!(this.neverOverwrite && error instanceof S3Error && error.statusCode === 412)) throw error;
-        // An earlier attempt (or an earlier run, before a crash) wrote it already.
-        outcome.alreadyWritten = true;
-      }
-      return outcome;
-    }, { bytes: write.body.length });
+  /**
+   * Queues the write of one prepared object and tells `receiver` how it ended; returns the refusal
+   * instead (QueueFullError, WriterClosedError), without telling the receiver, when it was not
+   * taken. A payload over one part is taken whole against the byte bound and sent as a multipart upload,
+   * whose parts are then never refused.
+   */
+  start(write: SpooledWrite, receiver: WriteReceiver): Error | undefined {
+    if (write.body.length <= this.partSize) return this.writer.enqueue(new PutJob(this, write, receiver));
+    const refusal = this.writer.reserve(write.body.length);
+    if (refusal) return refusal;
+    this.putInParts(write)
+      .finally(() => this.writer.unreserve(write.body.length))
+      .then(
+        (outcome) => receiver.written(outcome),
+        (error: Error) => receiver.failed(error),
+      );
+    return undefined;
   }
 
-  /** Each part goes through the writer on its own (bound, retries); a failed upload is aborted. */
+  /** One attempt at writing a single-part object. */
+  async putOnce(write: SpooledWrite, attempt: number): Promise<WriteOutcome> {
+    const headers = this.neverOverwrite ? { ...write.headers, "if-none-match": "*" } : write.headers;
+    const outcome: WriteOutcome = { bucket: this.sink.bucket, key: write.key, etag: "", bytes: write.body.length, attempts: attempt };
+    try {
+      const result = await this.sink.putObject(write.key, write.body, { contentType: write.contentType, metadata: write.metadata, headers });
+      outcome.etag = result.etag;
+      if (result.versionId) outcome.versionId = result.versionId;
+    } catch (error) {
+      if (!(this.neverOverwrite && error instanceof S3Error && error.statusCode === 412)) throw error;
+      // An earlier attempt (or an earlier run, before a crash) wrote it already.
+      outcome.alreadyWritten = true;
+    }
+    return outcome;
+  }
+
+  /** Each part goes through the writer on its own (concurrency limit, retries), never refused; a failed upload is aborted. */
   private async putInParts(write: SpooledWrite): Promise<WriteOutcome> {
     const options = { contentType: write.contentType, metadata: write.metadata, headers: write.headers };
     const upload = new StreamingUpload(this.sink, this.writer, write.key, options, this.partSize);
@@ -69,5 +82,34 @@ export class MessageRoute {
     const outcome: WriteOutcome = { bucket: this.sink.bucket, key: write.key, etag: result.etag, bytes: result.bytes };
     if (result.versionId) outcome.versionId = result.versionId;
     return outcome;
+  }
+}
+
+/** Where the end of one msg's write is reported. */
+export interface WriteReceiver {
+  written(outcome: WriteOutcome): void;
+  failed(error: Error): void;
+}
+
+/** One queued single-part write: the route, the write and its receiver, nothing more. */
+class PutJob implements WriteJob<WriteOutcome> {
+  readonly countsAsWritten = true;
+  constructor(
+    private readonly route: MessageRoute,
+    private readonly write: SpooledWrite,
+    private readonly receiver: WriteReceiver,
+  ) {}
+
+  get bytes(): number {
+    return this.write.body.length;
+  }
+
+  attempt(attempt: number): Promise<WriteOutcome> {
+    return this.route.putOnce(this.write, attempt);
+  }
+
+  settle(error: Error | undefined, outcome?: WriteOutcome): void {
+    if (error) this.receiver.failed(error);
+    else this.receiver.written(outcome as WriteOutcome);
   }
 }

@@ -22,6 +22,12 @@ export interface SpoolEntry {
   readonly length: number;
 }
 
+/** Told when an appended record is durable, or why it could not be made so. */
+export interface AppendWaiter {
+  appended(entry: SpoolEntry): void;
+  appendFailed(error: Error): void;
+}
+
 /** Damage found while reading the spool: one record (or a run of bytes) skipped. */
 export interface SpoolProblem {
   file: string;
@@ -137,7 +143,7 @@ export class Spool {
   private readonly liveSegments = new Set<Segment>();
   private readonly deferredEntries: SpoolEntry[] = [];
   private deferredHead = 0;
-  private waiting: { record: Buffer; resolve: (entry: SpoolEntry) => void; reject: (error: Error) => void }[] = [];
+  private waiting: { record: Buffer; waiter: AppendWaiter }[] = [];
   private flushing: Promise<void> | undefined;
   /** Segment deletions under way, awaited by close() so the next instance never sees a file vanish. */
   private readonly removals = new Set<Promise<void>>();
@@ -223,12 +229,14 @@ export class Spool {
 
   /** Resolves once the write is durable on disk. */
   append(write: SpooledWrite): Promise<SpoolEntry> {
-    if (this.closed) return Promise.reject(new Error("the spool is closed"));
-    const record = encodeRecord(write);
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ record, resolve, reject });
-      this.flushing ??= this.flush();
-    });
+    return new Promise((resolve, reject) => this.appendThen(write, { appended: resolve, appendFailed: reject }));
+  }
+
+  /** `append` for many small msgs: tells `waiter` once the write is durable, without a promise per record. */
+  appendThen(write: SpooledWrite, waiter: AppendWaiter): void {
+    if (this.closed) return waiter.appendFailed(new Error("the spool is closed"));
+    this.waiting.push({ record: encodeRecord(write), waiter });
+    this.flushing ??= this.flush();
   }
 
   /** Leaves a durable record on disk only, to be read back later in arrival order. */
@@ -325,7 +333,7 @@ export class Spool {
         try {
           await writeDurably(file, batch.map((item) => item.record));
         } catch (error) {
-          for (const item of batch) item.reject(error as Error);
+          for (const item of batch) item.waiter.appendFailed(error as Error);
           continue;
         }
         const segment: Segment = { file, outstanding: count, durableAt: Date.now() };
@@ -334,7 +342,7 @@ export class Spool {
         this.pendingRecordBytes += bytes;
         let offset = 0;
         for (const item of batch) {
-          item.resolve({ segment, offset, length: item.record.length });
+          item.waiter.appended({ segment, offset, length: item.record.length });
           offset += item.record.length;
         }
       }

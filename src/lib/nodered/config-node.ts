@@ -1,4 +1,5 @@
 import type { Node } from "node-red";
+import type { ConcurrencyLimit, ConcurrencySetting } from "../delivery/concurrency";
 import type { Credentials, S3Sink } from "../s3/client";
 
 export type SinkConfigCredentials = Partial<Credentials>;
@@ -14,7 +15,7 @@ export interface SinkConfigNode extends Node<SinkConfigCredentials> {
   objectHeaders: Record<string, string>;
   /** Content-Type for every object instead of the one derived from the payload ("" = derive); msg.contentType wins. */
   contentType: string;
-  /** Adds a user's writes in flight to the socket pool size. */
-  register(user: Node, concurrency: number): void;
+  /** The concurrency limit a user's writer runs under ("auto": the one shared by this config node's "auto" users); the socket pool follows it. */
+  register(user: Node, concurrency: ConcurrencySetting): ConcurrencyLimit;
   unregister(user: Node): void;
 }

@@ -3,6 +3,7 @@ import path from "node:path";
 import type { NodeAPI, NodeDef } from "node-red";
 import type { FieldName, RouteInput } from "../core/record";
 import { type BatchSettings, DEFAULT_MAX_OPEN_BATCHES } from "../delivery/batches";
+import type { ConcurrencySetting } from "../delivery/concurrency";
 import type { QueueFullPolicy } from "../delivery/intake";
 import { DEFAULT_BOUNDS, DEFAULT_RETRY, type QueueBounds, type RetryPolicy } from "../delivery/writer";
 
@@ -18,6 +19,9 @@ export type EgressDef = NodeDef & {
   queueFull?: string;
   maxQueue?: number | string;
   maxQueueMB?: number | string;
+  /** Seconds a write keeps retrying transient failures; "" = the default, 0 or "never" = until written. */
+  giveUpAfter?: number | string;
+  /** Flows saved before `giveUpAfter`: no longer read (a count of attempts is what lost msgs to outages). */
   attempts?: number | string;
   maxRetryDelay?: number | string;
   neverOverwrite?: boolean | string;
@@ -30,11 +34,6 @@ export type EgressDef = NodeDef & {
   openBatchesFull?: string;
 } & { [field in FieldName]: string } & { [field in `${FieldName}Type`]: string };
 
-/**
- * Writes in flight per node: the contract's default. `npm run bench` shows 32 doing better at
- * 25 ms per PUT (S3's round trip); the README says when to raise it.
- */
-export const DEFAULT_CONCURRENCY = 16;
 /** How long a closing node waits for writes in flight, inside Node-RED's 15 s close timeout. */
 const CLOSE_WAIT_MS = 10_000;
 const CLOSE_WAIT_LIMIT_MS = 14_000;
@@ -45,6 +44,7 @@ export interface DeliverySettings {
   bounds: QueueBounds;
   retry: RetryPolicy;
   neverOverwrite: boolean;
+  concurrency: ConcurrencySetting;
 }
 
 /** The node's delivery properties, with defaults for what is missing or not a number. */
@@ -59,12 +59,29 @@ export function deliverySettings(def: EgressDef): DeliverySettings {
       maxBytes: positive(def.maxQueueMB, DEFAULT_BOUNDS.maxBytes / 1024 / 1024) * 1024 * 1024,
     },
     retry: {
-      attempts: positive(def.attempts, DEFAULT_RETRY.attempts),
+      giveUpAfterMs: giveUpAfterMs(def.giveUpAfter, spool),
       baseDelayMs: DEFAULT_RETRY.baseDelayMs,
       maxDelayMs: positive(def.maxRetryDelay, DEFAULT_RETRY.maxDelayMs / 1000) * 1000,
     },
     neverOverwrite: def.neverOverwrite === true || def.neverOverwrite === "true",
+    concurrency: concurrencyOf(def.concurrency),
   };
+}
+
+/** A saved number (flows from before "auto") stays fixed; anything else is "auto". */
+function concurrencyOf(value: number | string | undefined): ConcurrencySetting {
+  const number = Math.floor(Number(value));
+  return value !== "" && value !== "auto" && Number.isFinite(number) && number >= 1 ? number : "auto";
+}
+
+/**
+ * Unset: the default budget, or with the spool no give-up at all (the record waits on disk until
+ * it is written); 0 or "never": retry until written; a number of seconds: that long, spool or not.
+ */
+function giveUpAfterMs(value: number | string | undefined, spool: boolean): number {
+  if (value === undefined || value === "") return spool ? Number.POSITIVE_INFINITY : DEFAULT_RETRY.giveUpAfterMs;
+  if (value === "never" || Number(value) === 0) return Number.POSITIVE_INFINITY;
+  return positive(value, DEFAULT_RETRY.giveUpAfterMs / 1000) * 1000;
 }
 
 function positive(value: number | string | undefined, fallback: number): number {

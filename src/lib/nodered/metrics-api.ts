@@ -57,7 +57,7 @@ export function flowLabelOf(RED: NodeAPI, node: Node): string {
 export function gaugesOf(writer: Writer, spool: Spool | undefined, batches: Batches | undefined, spooledForLater: number): LiveGauges {
   return {
     writesInFlight: writer.inFlight,
-    concurrencyLimit: writer.limit,
+    concurrencyLimit: writer.limit.limit,
     queuedMsgs: writer.queued,
     queuedBytes: writer.bytesHeld,
     spoolRecords: spool?.pending ?? 0,

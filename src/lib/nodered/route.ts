@@ -12,7 +12,8 @@ export type EgressMsg = Partial<NodeMessageInFlow> & {
   complete?: unknown;
   storageClass?: unknown;
   cacheControl?: unknown;
-  s3?: WriteOutcome & { totals: DeliveryCounts };
+  /** The write's outcome, the node's totals and the writes-in-flight limit it ran under. */
+  s3?: WriteOutcome & { totals: DeliveryCounts; concurrency: number };
 };
 
 /** What a route tells the node about its writes, which keeps the status and msg.s3.totals. */

@@ -1,0 +1,214 @@
+/** Writes in flight as a node sets them: "auto" (the config node's adaptive limit, shared by its nodes) or a fixed number. */
+export type ConcurrencySetting = "auto" | number;
+
+/** How one attempt of a write ended, as a concurrency limit sees it. */
+export type AttemptSignal =
+  /** Answered: its round trip says how loaded the endpoint is. */
+  | "answered"
+  /** SlowDown, 503, 429 or a timeout: the endpoint asks for less. */
+  | "throttled"
+  /** Anything else (refused connection, reset, 500, a permanent error): says nothing about load. */
+  | "other";
+
+/**
+ * Slots for writes in flight, shared by every writer that uses it. Writers take a slot per write
+ * (`tryAcquire`), give it back when the write ends (`release`) and report every attempt
+ * (`record`); subscribers hear when a slot frees or the limit moves.
+ */
+export interface ConcurrencyLimit {
+  /** Writes allowed in flight now. */
+  readonly limit: number;
+  readonly inFlight: number;
+  /** Whether the limit adapts ("auto") or is fixed. */
+  readonly adaptive: boolean;
+  tryAcquire(): boolean;
+  release(): void;
+  record(signal: AttemptSignal, roundTripMs: number): void;
+  /** Calls `listener` after every release and limit change; returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void;
+}
+
+/** Base class: slot counting and listeners; subclasses decide the limit. */
+abstract class Slots implements ConcurrencyLimit {
+  abstract readonly limit: number;
+  abstract readonly adaptive: boolean;
+  private running = 0;
+  private listeners: (() => void)[] = [];
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  tryAcquire(): boolean {
+    if (this.running >= this.limit) return false;
+    this.running++;
+    return true;
+  }
+
+  release(): void {
+    this.running--;
+    this.notify();
+  }
+
+  abstract record(signal: AttemptSignal, roundTripMs: number): void;
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      this.listeners = this.listeners.filter((other) => other !== listener);
+    };
+  }
+
+  protected notify(): void {
+    for (const listener of this.listeners) listener();
+  }
+}
+
+/** A limit set by hand: the node's `concurrency` as a number. */
+export class FixedLimit extends Slots {
+  readonly adaptive = false;
+  constructor(readonly limit: number) {
+    super();
+  }
+
+  record(): void {}
+}
+
+/** The bounds of the adaptive limit; `MAX` is documented in the README. */
+export const ADAPTIVE_LIMITS = { initial: 16, min: 1, max: 512 } as const;
+/** A round trip this much over the recent minimum (times, plus milliseconds) counts as inflated. */
+const LATENCY_TOLERANCE = 2;
+const LATENCY_SLACK_MS = 5;
+/** Multiplicative decrease on throttling and on inflated latency. */
+const THROTTLE_FACTOR = 0.8;
+const LATENCY_FACTOR = 0.9;
+/** The minimum round trip is taken over the last one or two windows of this length, so it follows a slower endpoint. */
+const MIN_RTT_WINDOW_MS = 10_000;
+/** Weight of the newest round trip in the smoothed one. */
+const SMOOTHING = 0.1;
+
+/**
+ * AIMD with a latency signal, after Vector's adaptive request concurrency and Netflix's
+ * concurrency-limits: while the slots are in use and round trips stay near their recent minimum,
+ * the limit grows, by one per answer up to the level of the last decrease (slow start, so it
+ * finds its level within a few round trips) and by one per round trip beyond it; throttling and
+ * inflated round trips shrink it multiplicatively, at most once per round trip (the answers of
+ * one overload arrive together). Refused connections and resets change nothing: an outage is
+ * not overload, and the writer's backoff handles it.
+ */
+export class AdaptiveLimit extends Slots {
+  readonly adaptive = true;
+  private estimate: number = ADAPTIVE_LIMITS.initial;
+  /** Slow start below this; the level after the first decrease of an episode of congestion. */
+  private threshold: number = ADAPTIVE_LIMITS.max;
+  private answeredSinceDecrease = true;
+  private lastDecreaseAt = Number.NEGATIVE_INFINITY;
+  private smoothedRtt: number | undefined;
+  private windowStart: number;
+  private windowMin = Number.POSITIVE_INFINITY;
+  private previousWindowMin = Number.POSITIVE_INFINITY;
+
+  constructor(
+    private readonly now: () => number = () => performance.now(),
+    private readonly bounds: { min: number; max: number; initial: number } = ADAPTIVE_LIMITS,
+  ) {
+    super();
+    this.estimate = bounds.initial;
+    this.threshold = bounds.max;
+    this.windowStart = now();
+  }
+
+  get limit(): number {
+    return Math.floor(this.estimate);
+  }
+
+  /** The smallest round trip seen lately (ms), or undefined before the first answer. */
+  get minRoundTrip(): number | undefined {
+    const min = Math.min(this.windowMin, this.previousWindowMin);
+    return Number.isFinite(min) ? min : undefined;
+  }
+
+  record(signal: AttemptSignal, roundTripMs: number): void {
+    if (signal === "other") return;
+    if (signal === "throttled") {
+      this.decrease(THROTTLE_FACTOR);
+      return;
+    }
+    this.observeRoundTrip(roundTripMs);
+    const baseline = this.minRoundTrip ?? roundTripMs;
+    if (roundTripMs > baseline * LATENCY_TOLERANCE + LATENCY_SLACK_MS) {
+      this.decrease(LATENCY_FACTOR);
+      return;
+    }
+    this.answeredSinceDecrease = true;
+    // Only a limit in use has proven anything: an idle node keeps its level.
+    if (this.inFlight < this.limit / 2) return;
+    const before = this.limit;
+    this.estimate = Math.min(this.bounds.max, this.estimate + (this.estimate < this.threshold ? 1 : 1 / this.estimate));
+    if (this.limit !== before) this.notify();
+  }
+
+  private observeRoundTrip(roundTripMs: number): void {
+    const now = this.now();
+    if (now - this.windowStart >= MIN_RTT_WINDOW_MS) {
+      this.previousWindowMin = this.windowMin;
+      this.windowMin = Number.POSITIVE_INFINITY;
+      this.windowStart = now;
+    }
+    this.windowMin = Math.min(this.windowMin, roundTripMs);
+    this.smoothedRtt = this.smoothedRtt === undefined ? roundTripMs : this.smoothedRtt + SMOOTHING * (roundTripMs - this.smoothedRtt);
+  }
+
+  private decrease(factor: number): void {
+    const now = this.now();
+    if (now - this.lastDecreaseAt < (this.smoothedRtt ?? 0)) return;
+    this.lastDecreaseAt = now;
+    const before = this.limit;
+    this.estimate = Math.max(this.bounds.min, this.estimate * factor);
+    // The first decrease after answers marks the level to return to quickly; an outage's run of
+    // throttles without answers keeps it.
+    if (this.answeredSinceDecrease) this.threshold = this.estimate;
+    this.answeredSinceDecrease = false;
+    if (this.limit !== before) this.notify();
+  }
+}
+
+/**
+ * The limits of one config node's users: those set to "auto" share one adaptive limit, each fixed
+ * number is its user's own. The socket pool is sized to all of them together as they move.
+ */
+export class LimitRegistry {
+  private readonly users = new Map<object, ConcurrencyLimit>();
+  private sockets = 0;
+
+  constructor(
+    private readonly onSockets: (count: number) => void,
+    readonly shared: AdaptiveLimit = new AdaptiveLimit(),
+  ) {
+    shared.subscribe(() => this.resize());
+  }
+
+  get empty(): boolean {
+    return this.users.size === 0;
+  }
+
+  register(user: object, setting: ConcurrencySetting): ConcurrencyLimit {
+    const limit = setting === "auto" ? this.shared : new FixedLimit(setting);
+    this.users.set(user, limit);
+    this.resize();
+    return limit;
+  }
+
+  unregister(user: object): void {
+    this.users.delete(user);
+    this.resize();
+  }
+
+  private resize(): void {
+    let sockets = 0;
+    for (const limit of new Set(this.users.values())) sockets += limit.limit;
+    if (sockets === this.sockets) return;
+    this.sockets = sockets;
+    this.onSockets(sockets);
+  }
+}

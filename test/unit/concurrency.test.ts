@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import { AdaptiveLimit, FixedLimit, LimitRegistry } from "../../nodes/lib/delivery/concurrency";
+
+/** A clock the test moves by hand. */
+class FakeClock {
+  ms = 0;
+  readonly now = () => this.ms;
+}
+
+/** Takes every slot the limit allows, as a busy writer does; returns how many it took. */
+function fill(limit: AdaptiveLimit): number {
+  let taken = 0;
+  while (limit.tryAcquire()) taken++;
+  return taken;
+}
+
+/** One round trip of a busy writer: every write answered after `rttMs` (or throttled), each freed slot taken again at once. */
+function roundTrip(limit: AdaptiveLimit, clock: FakeClock, rttMs: number, signal: "answered" | "throttled" = "answered"): void {
+  clock.ms += rttMs;
+  const inFlight = limit.inFlight;
+  for (let i = 0; i < inFlight; i++) {
+    limit.record(signal, rttMs);
+    limit.release();
+    fill(limit);
+  }
+}
+
+describe("adaptive concurrency limit (fake clock)", () => {
+  it("starts at 16 and never lets more than the limit in flight", () => {
+    const limit = new AdaptiveLimit(new FakeClock().now);
+    assert.equal(limit.limit, 16);
+    assert.equal(fill(limit), 16);
+    assert.equal(limit.tryAcquire(), false);
+  });
+
+  it("grows quickly while round trips stay flat (a slow endpoint gets many writes in flight), up to the maximum of 512", () => {
+    const clock = new FakeClock();
+    const limit = new AdaptiveLimit(clock.now);
+    fill(limit);
+    const levels: number[] = [];
+    for (let trip = 0; trip < 8; trip++) {
+      roundTrip(limit, clock, 100);
+      levels.push(limit.limit);
+    }
+    assert.deepEqual(levels.slice(0, 3), [32, 64, 128], "doubles per round trip until the first sign of overload");
+    assert.equal(limit.limit, 512);
+    assert.equal(limit.inFlight, 512);
+  });
+
+  it("does not grow while the slots are not used", () => {
+    const clock = new FakeClock();
+    const limit = new AdaptiveLimit(clock.now);
+    for (let i = 0; i < 50; i++) {
+      clock.ms += 10;
+      assert.ok(limit.tryAcquire());
+      limit.record("answered", 10);
+      limit.release();
+    }
+    assert.equal(limit.limit, 16);
+  });
+
+  it("shrinks multiplicatively on throttling, once per round trip however many answers say so, and not below 1", () => {
+    const clock = new FakeClock();
+    const limit = new AdaptiveLimit(clock.now);
+    fill(limit);
+    roundTrip(limit, clock, 20);
+    const before = limit.limit;
+    roundTrip(limit, clock, 20, "throttled");
+    assert.equal(limit.limit, Math.floor(before * 0.8), "32 throttled answers in one round trip: one decrease");
+    for (let trip = 0; trip < 40; trip++) roundTrip(limit, clock, 20, "throttled");
+    assert.equal(limit.limit, 1);
+  });
+
+  it("shrinks when round trips inflate over their recent minimum, and then grows by one per round trip only", () => {
+    const clock = new FakeClock();
+    const limit = new AdaptiveLimit(clock.now);
+    fill(limit);
+    roundTrip(limit, clock, 25);
+    roundTrip(limit, clock, 25);
+    const grown = limit.limit;
+    roundTrip(limit, clock, 80);
+    const shrunk = limit.limit;
+    assert.ok(shrunk < grown, `${shrunk} < ${grown}`);
+    roundTrip(limit, clock, 25);
+    roundTrip(limit, clock, 25);
+    assert.ok(limit.limit - shrunk <= 2, `additive growth after a decrease: ${shrunk} -> ${limit.limit}`);
+  });
+
+  it("returns quickly to its level after an outage of throttling answers (slow start up to the level before)", () => {
+    const clock = new FakeClock();
+    const limit = new AdaptiveLimit(clock.now);
+    fill(limit);
+    for (let trip = 0; trip < 3; trip++) roundTrip(limit, clock, 25);
+    const level = limit.limit;
+    for (let trip = 0; trip < 30; trip++) roundTrip(limit, clock, 25, "throttled");
+    assert.equal(limit.limit, 1);
+    for (let trip = 0; trip < 8; trip++) roundTrip(limit, clock, 25);
+    assert.ok(limit.limit >= Math.floor(level * 0.8), `back near ${level} within 8 round trips: ${limit.limit}`);
+  });
+
+  it("ignores failures that say nothing about load (refused connections, resets)", () => {
+    const clock = new FakeClock();
+    const limit = new AdaptiveLimit(clock.now);
+    fill(limit);
+    for (let i = 0; i < 16; i++) {
+      clock.ms += 5;
+      limit.record("other", 5);
+    }
+    assert.equal(limit.limit, 16);
+  });
+
+  it("tells subscribers when a slot frees and when the limit moves", () => {
+    const clock = new FakeClock();
+    const limit = new AdaptiveLimit(clock.now);
+    let calls = 0;
+    const unsubscribe = limit.subscribe(() => calls++);
+    fill(limit);
+    limit.release();
+    assert.equal(calls, 1);
+    clock.ms += 10;
+    limit.record("throttled", 10);
+    assert.equal(calls, 2);
+    unsubscribe();
+    limit.release();
+    assert.equal(calls, 2);
+  });
+});
+
+describe("concurrency limits of one config node", () => {
+  it("nodes set to auto share one adaptive limit; a fixed number is its node's own; the socket pool holds them all", () => {
+    const sockets: number[] = [];
+    const registry = new LimitRegistry((count) => sockets.push(count), new AdaptiveLimit(new FakeClock().now));
+    const a = registry.register({}, "auto");
+    const b = registry.register({}, "auto");
+    const fixedUser = {};
+    const fixed = registry.register(fixedUser, 4);
+    assert.equal(a, b);
+    assert.ok(fixed instanceof FixedLimit && fixed.limit === 4);
+    assert.deepEqual(sockets, [16, 20]);
+    registry.unregister(fixedUser);
+    assert.deepEqual(sockets, [16, 20, 16]);
+  });
+
+  it("the socket pool follows the shared limit as it moves", () => {
+    const clock = new FakeClock();
+    const shared = new AdaptiveLimit(clock.now);
+    const sockets: number[] = [];
+    const registry = new LimitRegistry((count) => sockets.push(count), shared);
+    registry.register({}, "auto");
+    fill(shared);
+    roundTrip(shared, clock, 50);
+    assert.equal(sockets[sockets.length - 1], shared.limit);
+    assert.equal(shared.limit, 32);
+  });
+});
