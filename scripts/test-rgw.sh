@@ -19,6 +19,7 @@ CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/s3-egress-rgw-XXXXXX")
 cleanup() {
   scripts/rgw.sh stop "$CLUSTER_DIR"
   rm -rf "$CLUSTER_DIR"
+  echo "test:rgw took $SECONDS s"
 }
 trap cleanup EXIT
 started=$SECONDS

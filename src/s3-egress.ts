@@ -7,6 +7,7 @@ import { BatchesController } from "./lib/nodered/batches-controller";
 import type { SinkConfigNode } from "./lib/nodered/config-node";
 import { type EgressDef, batchSettings, closeTimeout, deliverySettings, spoolDirectoryOf } from "./lib/nodered/egress-settings";
 import { registerEditorApi } from "./lib/nodered/editor-api";
+import { logErrorsAsText } from "./lib/nodered/error-log";
 import { FieldReader, type TypedValue } from "./lib/nodered/fields";
 import { flowLabelOf, gaugesOf, metricsSettings, startMonitoring } from "./lib/nodered/metrics-api";
 import { EgressMetrics } from "./lib/metrics/egress-metrics";
@@ -25,6 +26,7 @@ export = function (RED: NodeAPI): void {
     const node = this;
     // Errors and warnings are listed under the node's name: an unnamed node goes by its label, not its id.
     node.name ||= RED._(`s3-egress.node-label.${def.input === "batches" ? "batches" : "messages"}`);
+    logErrorsAsText(node);
     const config = RED.nodes.getNode(def.sink) as SinkConfigNode | null;
     const problem = !config ? RED._("s3-egress.errors.no-config") : config.problem;
     if (problem || !config?.sink) {

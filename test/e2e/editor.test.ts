@@ -1,6 +1,9 @@
 // The editor as a person uses it, in Debian's Chromium: the packed package installed into a fresh
 // Node-RED user directory, an example imported through Import → Examples, the config dialog
-// filled in, deploy, inject, and the object read back from s3rver. Run by `npm run test:e2e`.
+// filled in, deploy, inject, and the object read back from s3rver; a node dragged from the palette
+// and a default inject; every other example imported one after the other and deployed; the
+// rendered help of both nodes; the batch preview against the object written. The steps run in
+// order on one page. Run by `npm run test:e2e`.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,9 +14,14 @@ import { installPackedPackage, type NodeRedProcess, startNodeRedProcess } from "
 import { LocalS3, TEST_BUCKET } from "../support/s3";
 
 const PACKAGE = "@iot-sinks/node-red-s3-egress";
-// Node ids of examples/messages-from-simulated-devices.json.
+// Node ids of examples/messages-from-simulated-devices.json; its config node is pointed at this test's s3rver.
 const INJECT_ID = "6f1d0c2a8e4b1002";
 const EGRESS_ID = "6f1d0c2a8e4b1004";
+const CONFIG_ID = "6f1d0c2a8e4b1009";
+const MESSAGES_TAB = "6f1d0c2a8e4b1001";
+// The "no device id" inject of examples/error-handling-with-catch-and-status.json and its s3-egress node.
+const BAD_INJECT_ID = "6f1d0c2a8e4be003";
+const BAD_EGRESS_ID = "6f1d0c2a8e4be005";
 const WORKSPACE = "69f09b3f-ec0d-4b9e-a5ec-87150b935296";
 
 /** Polls s3rver (at most `attempts` times) until an object appears under `prefix`. */
@@ -24,6 +32,89 @@ async function firstKey(s3: LocalS3, prefix: string, attempts = 60): Promise<str
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   throw new Error(`no object under ${prefix} in the bucket`);
+}
+
+/** What the tests read of the editor's own API in the page. */
+interface EditorNode {
+  id: string;
+  type: string;
+  valid?: boolean;
+  validationErrors?: string[];
+  sink?: string;
+}
+interface EditorApi {
+  nodes: {
+    eachNode(visit: (node: EditorNode) => void): void;
+    eachConfig(visit: (node: EditorNode) => void): void;
+    node(id: string): EditorNode | null;
+    addLink(link: { source: EditorNode; sourcePort: number; target: EditorNode }): void;
+    import(nodes: Record<string, unknown>[], options: Record<string, unknown>): void;
+    dirty(dirty: boolean): void;
+  };
+  view: { redraw(updateActive?: boolean): void };
+  sidebar: { help: { show(type: string): void }; show(tab: string): void };
+}
+declare const RED: EditorApi;
+
+/** Imports one of this package's examples through Import → Examples; fails on a conflict prompt. */
+async function importExample(page: Page, example: string, tab: string): Promise<void> {
+  await page.locator("#red-ui-header-button-sidemenu").click();
+  await page.locator("#menu-item-import").click();
+  // A click on the tab while the dialog is still opening can go unheeded: click until the examples show.
+  const examplesTab = page.locator('#red-ui-clipboard-dialog-import-tabs a[href="#red-ui-clipboard-dialog-import-tab-examples"]');
+  const examples = page.locator("#red-ui-clipboard-dialog-import-tab-examples");
+  for (let attempt = 0; attempt < 5 && !(await examples.isVisible()); attempt++) {
+    await examplesTab.click();
+    await examples.waitFor({ timeout: 2_000 }).catch(() => undefined);
+  }
+  const entry = examples.locator(".red-ui-treeList-label", { hasText: example });
+  if (!(await entry.isVisible())) await examples.locator(".red-ui-treeList-label", { hasText: PACKAGE }).click();
+  await entry.click();
+  await page.locator("#red-ui-clipboard-dialog-ok").click();
+  // Ids already in the workspace would reopen the dialog asking what to do with the conflicting nodes.
+  await page.locator(".red-ui-notification", { hasText: "Imported" }).waitFor();
+  assert.equal(await page.locator("#red-ui-clipboard-dialog").isVisible(), false, `importing ${example} asked about conflicting nodes`);
+  await page.locator("#red-ui-workspace-tabs .red-ui-tab", { hasText: tab }).click();
+  // The "Imported …" notification closes by itself; wait, so it does not cover what comes next.
+  await page.locator(".red-ui-notification", { hasText: "Imported" }).waitFor({ state: "detached" });
+}
+
+/** Deploys, and fails if the editor asks to confirm a deploy of nodes that are not properly configured. */
+async function deploy(page: Page): Promise<void> {
+  // Earlier notifications close by themselves; wait, so that the one read below is this deploy's.
+  const earlier = page.locator(".red-ui-notification-success");
+  while ((await earlier.count()) > 0) await earlier.first().waitFor({ state: "detached" });
+  await page.locator("#red-ui-header-button-deploy").click();
+  const outcome = page.locator(".red-ui-notification-success, .red-ui-notification:has-text('not properly configured')").first();
+  await outcome.waitFor();
+  assert.doesNotMatch(await outcome.innerText(), /not properly configured/);
+}
+
+/** The nodes (and config nodes) of the workspace that the editor marks invalid. */
+function invalidNodes(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const invalid: string[] = [];
+    const check = (node: EditorNode) => node.valid === false && invalid.push(`${node.type} ${node.id}: ${JSON.stringify(node.validationErrors)}`);
+    RED.nodes.eachNode(check);
+    RED.nodes.eachConfig(check);
+    return invalid;
+  });
+}
+
+/** The property lists of a node type's help as the help sidebar renders them. */
+async function renderedHelp(page: Page, type: string): Promise<{ properties: { name: string; type: string; description: string }[]; text: string }> {
+  await page.evaluate((helpType) => RED.sidebar.help.show(helpType), type);
+  // The help sidebar nests .red-ui-help containers: the innermost holds the rendered help.
+  const help = page.locator(".red-ui-help", { has: page.locator("dl.message-properties") }).last();
+  await help.locator("dl.message-properties").first().waitFor();
+  const properties = await help.locator("dl.message-properties > dt").evaluateAll((terms) =>
+    terms.map((term) => ({
+      name: (term.firstChild?.textContent ?? "").trim(),
+      type: term.querySelector(".property-type")?.textContent ?? "",
+      description: term.nextElementSibling?.tagName === "DD" ? (term.nextElementSibling.textContent ?? "") : "",
+    })),
+  );
+  return { properties, text: await help.innerText() };
 }
 
 /** Screenshots the open edit tray from its title down to the end of `content` (for the README). */
@@ -54,7 +145,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
 
   afterEach(async function () {
     // What the browser showed when a step failed, to see why.
-    if (this.currentTest?.state === "failed") await page.screenshot({ path: path.join(SCREENSHOTS, "failure.png") });
+    if (this.currentTest?.state === "failed") await page.screenshot({ path: path.join(SCREENSHOTS, `failure-${this.currentTest.title.slice(0, 24).replace(/\W+/g, "-")}.png`) });
   });
 
   after(async () => {
@@ -92,8 +183,11 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     await page.locator("#node-input-input").selectOption("batches");
     await messageIdRow.waitFor({ state: "hidden" });
     assert.ok(await page.locator(".s3-egress-batches-only").first().isVisible());
+    // Never overwrite applies to Messages only (batch objects are never replaced anyway).
+    assert.equal(await page.locator("#node-input-neverOverwrite").isVisible(), false);
     await page.locator("#node-input-input").selectOption("messages");
     await messageIdRow.waitFor({ state: "visible" });
+    assert.ok(await page.locator("#node-input-neverOverwrite").isVisible());
     assert.equal(await page.locator(".s3-egress-batches-only").first().isVisible(), false);
 
     // Live validation: a literal (string) workspace id that is not a GUID marks the field.
@@ -114,8 +208,22 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     await page.locator("#node-config-input-endpoint").fill("ftp://nowhere");
     await page.locator("#node-config-input-endpoint").press("Tab");
     await page.locator("#node-config-input-endpoint.input-error").waitFor();
+    // An endpoint with a path: the dialog says what the path does.
+    await page.locator("#node-config-input-endpoint").fill("http://minio.local:9000/iot");
+    await page.locator("#s3-egress-config-endpoint-path", { hasText: "Requests go below /iot" }).waitFor();
     await page.locator("#node-config-input-endpoint").fill(s3.endpoint);
     await page.locator("#node-config-input-endpoint").press("Tab");
+    await page.locator("#s3-egress-config-endpoint-path").waitFor({ state: "hidden" });
+    // A configuration without a bucket cannot be saved; the KMS key id shows for SSE-KMS only.
+    await page.locator("#node-config-input-bucket").fill("");
+    assert.ok(await page.locator("#node-config-dialog-ok").isDisabled());
+    await page.locator("#node-config-input-bucket").fill(TEST_BUCKET);
+    assert.equal(await page.locator("#node-config-dialog-ok").isDisabled(), false);
+    assert.equal(await page.locator("#node-config-input-kmsKeyId").isVisible(), false);
+    await page.locator("#node-config-input-serverSideEncryption").selectOption("aws:kms");
+    assert.ok(await page.locator("#node-config-input-kmsKeyId").isVisible());
+    await page.locator("#node-config-input-serverSideEncryption").selectOption("");
+    assert.equal(await page.locator("#node-config-input-kmsKeyId").isVisible(), false);
     await page.locator("#node-config-input-accessKeyId").fill("S3RVER");
     await page.locator("#node-config-input-secretAccessKey").fill("S3RVER");
     assert.equal(await page.locator("#node-config-input-endpoint.input-error").count(), 0);
@@ -157,5 +265,127 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     await page.locator("#node-dialog-cancel").click();
 
     assert.deepEqual(browser.pageErrors, []);
+  });
+
+  it("a node dragged from the palette takes the only bucket configuration; a default inject fails it with every field to set named, in a red ring and under its label", async () => {
+    const chart = page.locator("#red-ui-workspace-chart");
+    await page.locator('.red-ui-palette-node[data-palette-type="s3-egress"]').dragTo(chart, { targetPosition: { x: 520, y: 420 } });
+    await page.locator('.red-ui-palette-node[data-palette-type="inject"]').dragTo(chart, { targetPosition: { x: 220, y: 420 } });
+    const ids = await page.evaluate((known) => {
+      const added = (type: string) => {
+        let found: EditorNode | undefined;
+        RED.nodes.eachNode((node) => {
+          if (node.type === type && !known.includes(node.id)) found = node;
+        });
+        return found!;
+      };
+      const egress = added("s3-egress");
+      const inject = added("inject");
+      RED.nodes.addLink({ source: inject, sourcePort: 0, target: egress });
+      RED.view.redraw();
+      return { egress: egress.id, inject: inject.id, sink: egress.sink };
+    }, [INJECT_ID]);
+    assert.equal(ids.sink, CONFIG_ID, "the only s3-egress-config is chosen");
+    assert.deepEqual(await invalidNodes(page), []);
+    await deploy(page);
+    await page.evaluate(() => RED.sidebar.show("debug"));
+    await page.locator(`[id="${ids.inject}"] .red-ui-flow-node-button`).click();
+
+    const missing = "missing msg.streamGroup, msg.stream, msg.deviceId, msg.batchId, msg.messageId";
+    await page.locator(`[id="${ids.egress}"] .red-ui-flow-node-status-ring-red`).waitFor();
+    assert.equal(await page.locator(`[id="${ids.egress}"] .red-ui-flow-node-status-label`).textContent(), `bad input: ${missing}`);
+    // The debug sidebar lists the error whole, under the node's label.
+    const entry = page.locator(".red-ui-debug-msg", { has: page.locator(".red-ui-debug-msg-name", { hasText: "node: S3 messages" }) }).last();
+    await entry.waitFor();
+    assert.equal(await entry.locator(".red-ui-debug-msg-type-string").first().innerText(), `"${missing}"`);
+  });
+
+  it("imports every other example through Import → Examples, one after the other, with no conflict prompt, and deploys with no 'not properly configured' prompt", async () => {
+    await importExample(page, "batches-from-simulated-devices", "S3 egress: batches");
+    await importExample(page, "error-handling-with-catch-and-status", "S3 egress: error handling");
+    await importExample(page, "mqtt-in-to-s3", "S3 egress: MQTT in");
+    // Properties added after an example was written (absent from its JSON) validate as their defaults.
+    assert.deepEqual(await invalidNodes(page), []);
+    await deploy(page);
+
+    // A bad msg turns the node's status into a red ring saying what is wrong.
+    await page.locator("#red-ui-workspace-tabs .red-ui-tab", { hasText: "S3 egress: error handling" }).click();
+    await page.locator(`[id="${BAD_INJECT_ID}"] .red-ui-flow-node-button`).click();
+    await page.locator(`[id="${BAD_EGRESS_ID}"] .red-ui-flow-node-status-ring-red`).waitFor();
+    assert.equal(await page.locator(`[id="${BAD_EGRESS_ID}"] .red-ui-flow-node-status-label`).textContent(), "bad input: deviceId (msg.deviceId) is missing");
+
+    // The palette shows this package's nodes beside Node-RED's own, nothing else.
+    const modules = await page.evaluate(() => fetch("nodes", { headers: { Accept: "application/json" } }).then((response) => response.json() as Promise<{ module: string }[]>));
+    assert.deepEqual([...new Set(modules.map((set) => set.module))].sort(), [PACKAGE, "node-red"]);
+  });
+
+  it("renders the help of both nodes with every property in its list, descriptions whole", async () => {
+    const egress = await renderedHelp(page, "s3-egress");
+    const names = egress.properties.map((property) => property.name);
+    for (const name of ["payload", "streamGroup", "stream", "deviceId", "batchId", "batchSliceId", "messageId", "workspaceId", "contentType", "complete", "s3"]) {
+      assert.ok(names.includes(name), `s3-egress help lists ${name}: ${names.join(", ")}`);
+    }
+    const described = (name: string) => egress.properties.find((property) => property.name === name)!.description;
+    assert.match(described("messageId"), /^Messages only: the last key segment/);
+    assert.match(described("complete"), /^Batch Completions only: true completes/);
+    assert.match(described("contentType"), /overrides the derived Content-Type/);
+
+    const config = await renderedHelp(page, "s3-egress-config");
+    assert.deepEqual(
+      config.properties.map((property) => property.name),
+      ["Bucket", "Region", "Endpoint", "Path-style addressing", "Access Key", "Secret Access Key", "Session token", "Storage class", "Encryption", "KMS key id", "Cache-Control", "Content-Type"],
+    );
+    const pathStyle = config.properties.find((property) => property.name === "Path-style addressing")!;
+    assert.equal(pathStyle.type, "boolean");
+    assert.match(pathStyle.description, /^https:\/\/host\/bucket\/key instead of https:\/\/bucket\.host\/key; most S3-compatible services need it\.$/);
+    for (const help of [egress, config]) {
+      for (const property of help.properties) assert.ok(property.type && property.description, `${property.name} has a type and a description`);
+      // Markdown's ": name (type) : description" syntax, where it did not apply, shows as raw text.
+      assert.doesNotMatch(help.text, /(^|\n): /);
+    }
+  });
+
+  it("previews a batch as the node writes it: key, NDJSON Content-Type and the concatenated size of the sample msgs", async () => {
+    const readings = [
+      { streamGroup: "factory", stream: "telemetry", deviceId: "press-7", batchId: "shift-1", payload: { temperature: 20.5 } },
+      { streamGroup: "factory", stream: "telemetry", deviceId: "press-7", batchId: "shift-1", payload: { temperature: 21 } },
+      { streamGroup: "factory", stream: "telemetry", deviceId: "press-7", batchId: "shift-1", payload: "text too", complete: true },
+    ];
+    await page.locator("#red-ui-workspace-tabs .red-ui-tab", { hasText: "S3 egress: messages" }).click();
+    await page.evaluate(
+      ({ sink, z, msgs }) => {
+        RED.nodes.import(
+          [
+            { id: "e2e0000000000001", type: "inject", z, name: "send the batch", props: [{ p: "payload" }], payload: "", payloadType: "date", repeat: "", crontab: "", once: false, onceDelay: 0.1, topic: "", x: 160, y: 600, wires: [["e2e0000000000002"]] },
+            { id: "e2e0000000000002", type: "function", z, name: "three readings", func: `return [${JSON.stringify(msgs)}];`, outputs: 1, x: 360, y: 600, wires: [["e2e0000000000003"]] },
+            { id: "e2e0000000000003", type: "s3-egress", z, name: "batch to S3", sink, input: "batches", path: "e2e", concatenation: "newline", x: 580, y: 600, wires: [[]] },
+          ],
+          { generateIds: false },
+        );
+        RED.nodes.dirty(true);
+        RED.view.redraw(true);
+      },
+      { sink: CONFIG_ID, z: MESSAGES_TAB, msgs: readings },
+    );
+    await page.locator('[id="e2e0000000000003"] .red-ui-flow-node').dblclick();
+    await page.locator("#s3-egress-preview-sample").fill(JSON.stringify(readings, null, 2));
+    await page.locator("#s3-egress-preview-result td", { hasText: "e2e/batches/factory/telemetry/press-7/shift-1" }).waitFor();
+    const rows = Object.fromEntries(
+      await page.locator("#s3-egress-preview-result tr").evaluateAll((trs) => trs.map((tr) => [tr.children[0]?.textContent ?? "", tr.children[1]?.textContent ?? ""])),
+    ) as Record<string, string>;
+    const notifications = page.locator(".red-ui-notification");
+    while ((await notifications.count()) > 0) await notifications.first().waitFor({ state: "detached" });
+    await screenshotDialog(page, "#s3-egress-preview-result", "s3-egress-batch-preview.png");
+    await page.locator("#node-dialog-ok").click();
+    await deploy(page);
+    await page.locator('[id="e2e0000000000001"] .red-ui-flow-node-button').click();
+
+    const key = await firstKey(s3, "e2e/batches/");
+    assert.equal(key, rows.Key);
+    const stored = await s3.get(key);
+    assert.equal(stored.contentType, rows["Content-Type"]);
+    assert.equal(String(stored.body.length), rows["Body bytes"]);
+    assert.equal(stored.body.toString(), '{"temperature":20.5}\n{"temperature":21}\ntext too');
+    assert.deepEqual(pageErrors, []);
   });
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { EgressFlow } from "../support/flow";
-import { CREDENTIALS, LocalS3, S3_UNDER_TEST } from "../support/s3";
+import helper from "node-red-node-test-helper";
+import { configNode, EgressFlow, egressNode } from "../support/flow";
+import { CREDENTIALS, LocalS3, S3_UNDER_TEST, TEST_BUCKET } from "../support/s3";
 
 const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19", messageId: "m00767" };
 const WORKSPACE = "69f09b3f-ec0d-4b9e-a5ec-87150b935296";
@@ -126,6 +127,20 @@ describe(`s3-egress, Messages route, against ${S3_UNDER_TEST}`, function () {
     assert.equal(flow.egress.name, "S3 messages");
     const error = await flow.fail({ payload: "x" });
     assert.equal((error.msg.error as { source: { name: string } }).source.name, "S3 messages");
+  });
+
+  it("with no Catch node, an error is logged (and shown in the debug sidebar) as its whole text, under the node's label", async () => {
+    const flowNodes: Record<string, unknown>[] = [
+      { id: "tab", type: "tab", label: "test" },
+      { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint: s3.endpoint, forcePathStyle: true },
+      { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", wires: [[]] },
+    ];
+    await helper.load([configNode, egressNode], flowNodes as Parameters<typeof helper.load>[1], { cfg: CREDENTIALS });
+    helper.getNode("egress").receive({ payload: "x", streamGroup: "g", stream: "s", deviceId: "d", batchId: "b" });
+    type Logged = { level: number; type: string; name: string; msg: unknown };
+    const errors = () => (helper.log().args as [Logged][]).map(([event]) => event).filter((event) => event.type === "s3-egress" && event.level === 20);
+    for (let attempt = 0; attempt < 50 && errors().length === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(errors().map((event) => [event.name, event.msg]), [["S3 messages", "messageId (msg.messageId) is missing"]]);
   });
 
   describe("bad input fails that msg alone, names what is wrong, writes nothing", () => {

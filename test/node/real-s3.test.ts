@@ -15,8 +15,10 @@ import { CREDENTIALS, itOnRealS3, type LocalS3, S3_UNDER_TEST, TEST_BUCKET } fro
 
 const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19", messageId: "m1" };
 const KEY = "messages/group-a/telemetry/robot-125/2023-12-19/m1";
+const robot = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
+const BATCH_KEY = "batches/group-a/telemetry/robot-125/2023-12-19";
 
-/** What s3rver does not do and a real server does: honour If-None-Match, enforce the bucket policy (pending on s3rver). */
+/** What s3rver does not do and a real server does: honour If-None-Match (Messages with Never overwrite, batch objects always), enforce the bucket policy (pending on s3rver). */
 describe(`what only a real S3 checks, against ${S3_UNDER_TEST}`, function () {
   const context = inspectedS3();
   let s3: LocalS3;
@@ -30,6 +32,30 @@ describe(`what only a real S3 checks, against ${S3_UNDER_TEST}`, function () {
     assert.equal((again.s3 as { alreadyWritten?: boolean; key: string }).alreadyWritten, true);
     assert.equal((await s3.get(KEY)).body.toString(), "first");
     assert.deepEqual(flow.errors, []);
+  });
+
+  itOnRealS3("Batches after a restart: the server refuses the written key (412), the batch goes to the continuation key <key>~2", async () => {
+    let flow = await EgressFlow.load(s3.endpoint, { input: "batches" });
+    await flow.write({ ...robot, payload: "first", complete: true });
+    await EgressFlow.unload();
+    flow = await EgressFlow.load(s3.endpoint, { input: "batches" });
+    const output = await flow.write({ ...robot, payload: "second", complete: true });
+    assert.equal((output.s3 as { key: string }).key, `${BATCH_KEY}~2`);
+    assert.deepEqual(await s3.keys(), [BATCH_KEY, `${BATCH_KEY}~2`]);
+    assert.equal((await s3.get(BATCH_KEY)).body.toString(), "first");
+    assert.equal((await s3.get(`${BATCH_KEY}~2`)).body.toString(), "second");
+  });
+
+  itOnRealS3("Batches after a restart: a streamed batch the server refuses as existing (412) reaches Catch naming the key, and the first object stays", async () => {
+    let flow = await EgressFlow.load(s3.endpoint, { input: "batches" });
+    await flow.write({ ...robot, payload: "first", complete: true });
+    await EgressFlow.unload();
+    flow = await EgressFlow.load(s3.endpoint, { input: "batches" });
+    await flow.join({ ...robot, payload: Buffer.alloc(100 * 1024, "x") });
+    const error = await flow.fail({ ...robot, complete: true });
+    assert.match(error.message, new RegExp(`batch object ${BATCH_KEY} exists already`));
+    assert.deepEqual(await s3.keys(), [BATCH_KEY]);
+    assert.equal((await s3.get(BATCH_KEY)).body.toString(), "first");
   });
 
   it("without never overwrite, the second write replaces the first", async () => {

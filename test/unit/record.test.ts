@@ -42,13 +42,13 @@ describe("toFields", () => {
       () => toFields({}, { ...options, sources }, context),
       (error: unknown) =>
         error instanceof InputError &&
-        error.message ===
-          "streamGroup (msg.streamGroup), stream (msg.stream), deviceId (msg.deviceId), batchId (msg.batchId), messageId (msg.messageId) are missing",
+        error.message === "missing msg.streamGroup, msg.stream, msg.deviceId, msg.batchId, msg.messageId" &&
+        error.field === "msg.streamGroup, msg.stream, msg.deviceId, msg.batchId, msg.messageId",
     );
     // With both autofills, only the stream's fields are left to set.
     assert.throws(
       () => toFields({ deviceId: "d" }, { ...options, batchIdAutofill: "utc-date", messageIdAutofill: "auto" }, context),
-      (error: unknown) => error instanceof InputError && error.message === "streamGroup, stream are missing",
+      (error: unknown) => error instanceof InputError && error.message === "missing streamGroup, stream",
     );
   });
 

@@ -8,4 +8,11 @@ export class InputError extends Error {
   ) {
     super(`${field} ${problem}`);
   }
+
+  /** Several required fields missing at once, each named by where it is read from: "missing msg.stream, msg.deviceId". */
+  static missing(sources: string[]): InputError {
+    const error = new InputError(sources.join(", "), "are missing");
+    error.message = `missing ${sources.join(", ")}`;
+    return error;
+  }
 }

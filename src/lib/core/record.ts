@@ -53,10 +53,10 @@ export function toFields(raw: RawFields, options: FieldOptions, context: FieldCo
     return text;
   };
   // Every missing field is named at once, so that the first error says all there is to set.
-  const missing: string[] = [];
+  const missing: FieldName[] = [];
   const required = (field: FieldName, fallback?: () => string): string => {
     const text = value(field) ?? fallback?.();
-    if (text === undefined) missing.push(label(field, options));
+    if (text === undefined) missing.push(field);
     return text ?? "";
   };
 
@@ -71,7 +71,8 @@ export function toFields(raw: RawFields, options: FieldOptions, context: FieldCo
   if (options.input === "messages") {
     fields.messageId = required("messageId", options.messageIdAutofill === "auto" ? context.nextMessageId : undefined);
   }
-  if (missing.length > 0) throw new InputError(missing.join(", "), missing.length === 1 ? "is missing" : "are missing");
+  if (missing.length === 1) throw new InputError(label(missing[0], options), "is missing");
+  if (missing.length > 1) throw InputError.missing(missing.map((field) => options.sources?.[field] ?? field));
   const workspaceId = asText(raw.workspaceId, label("workspaceId", options));
   if (workspaceId !== undefined) {
     const guid = canonicalGuid(workspaceId);
