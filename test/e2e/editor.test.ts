@@ -386,6 +386,6 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     assert.equal(stored.contentType, rows["Content-Type"]);
     assert.equal(String(stored.body.length), rows["Body bytes"]);
     assert.equal(stored.body.toString(), '{"temperature":20.5}\n{"temperature":21}\ntext too');
-    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(browser.pageErrors, []);
   });
 });
