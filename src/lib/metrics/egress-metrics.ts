@@ -119,7 +119,7 @@ export class EgressMetrics {
   }
 }
 
-export function classOf(error: Error): FailureClass {
+function classOf(error: Error): FailureClass {
   if (error instanceof InputError) return "input";
   if (error instanceof QueueFullError || error instanceof OpenBatchesFullError) return "queue_full";
   if (error instanceof WriterClosedError) return "closed";

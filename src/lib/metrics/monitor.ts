@@ -43,7 +43,7 @@ export interface SidebarUpdate extends NodeLabels {
 }
 
 export const HISTORY_SECONDS = 180;
-export const SIDEBAR_TOPIC = "s3-egress/metrics";
+const SIDEBAR_TOPIC = "s3-egress/metrics";
 const TICK_MS = 1000;
 
 export type Publish = (topic: string, data: SidebarUpdate | null, retain: boolean) => void;
