@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // `npm run bench`: starts local endpoints on loopback, runs every measurement in a fresh process
 // (so memory figures never mix) and prints one comparison table with the targets met or not.
-// Sized to finish in about 5 minutes on 2 cores: each messages figure is 1 s of warm-up and then
-// 4 s of measuring at the node's default concurrency; the burst is 100,000 msgs.
+// Sized to finish in about 8 minutes on 2 cores: open-loop bursts and fixed-rate arrivals with every
+// contender at its defaults, a throttling endpoint, the closed-loop table (1 s of warm-up and 4 s of
+// measuring at 32 writes in flight each), the 100,000-msg burst without and with the spool, batches.
 "use strict";
 
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
+const os = require("node:os");
 const path = require("node:path");
 const readline = require("node:readline");
 
@@ -15,8 +17,9 @@ const WARMUP_MS = 1000;
 const MEASURE_MS = 4000;
 const BURST_MSGS = 100_000;
 const BURST_HEAPS = [
-  { name: "default heap", flags: [] },
-  { name: "--max-old-space-size=256", flags: ["--max-old-space-size=256"] },
+  { name: "default heap", flags: [], egress: {}, limitMiB: 300 },
+  { name: "--max-old-space-size=256", flags: ["--max-old-space-size=256"], egress: {}, limitMiB: 300 },
+  { name: "spool, default heap", flags: [], egress: { spool: true }, limitMiB: 400 },
 ];
 const PAYLOADS = [256, 64 * 1024];
 const ENDPOINTS = [
@@ -28,8 +31,30 @@ const CONTENDERS = ["node", "raw", "peer"];
 /** Rounds of the node with metrics on and off, alternating, so drift on a shared machine hits both alike. */
 const METRICS_ROUNDS = 3;
 const METRICS_COST_LIMIT = 0.03;
+// Open loop: msgs arrive whatever the contender does, each contender at its defaults.
+const OPEN_LOOP_MSGS = 5000;
+const OPEN_LOOP_RATE = 1000; // msgs/s for the fixed-rate arrivals
+const OPEN_LOOP_DELAYS = [0, 25, 100];
+const OPEN_LOOP_CONTENDERS = ["node", "peer", "raw"];
+// Throttling: an endpoint (25 ms) answering SlowDown above this many PUTs a second.
+const SLOWDOWN_ALLOWED = 400;
+const SLOWDOWN_MSGS = 4000;
+const SLOWDOWN_SETTLE_S = 3;
 const MIB = 1024 * 1024;
 const CHILD_ENV = { ...process.env, NODE_NO_WARNINGS: "1" };
+
+/** The endpoint's per-second counts of PUTs answered and throttled. */
+function endpointStats(port) {
+  return new Promise((resolve, reject) => {
+    require("node:http")
+      .get({ host: "127.0.0.1", port, path: "/__stats" }, (response) => {
+        let body = "";
+        response.on("data", (chunk) => (body += chunk));
+        response.on("end", () => resolve(JSON.parse(body)));
+      })
+      .on("error", reject);
+  });
+}
 
 /** Starts an endpoint process; resolves with its port and a stop function. */
 function startEndpoint(args) {
@@ -89,6 +114,52 @@ async function main() {
   const messageRows = [];
   const targets = [];
 
+  const loadBefore = os.loadavg();
+  const openRows = [];
+  for (const delayMs of OPEN_LOOP_DELAYS) {
+    const server = await startEndpoint(["plain", String(delayMs)]);
+    try {
+      for (const ratePerSec of [0, OPEN_LOOP_RATE]) {
+        const figures = {};
+        for (const contender of OPEN_LOOP_CONTENDERS) {
+          log(`open loop: ${contender}, ${delayMs} ms, ${ratePerSec ? `${ratePerSec} msgs/s` : "all at once"}`);
+          figures[contender] = await measure("open-loop.js", { contender, port: server.port, msgs: OPEN_LOOP_MSGS, payloadBytes: 256, ratePerSec });
+          if (figures[contender].errors) log(`  ${figures[contender].errors} errors, first: ${figures[contender].firstError}`);
+        }
+        const toPeer = figures.node.msgsPerSec / figures.peer.msgsPerSec;
+        const toRaw = figures.node.msgsPerSec / figures.raw.msgsPerSec;
+        const rssShare = figures.node.peakRss / figures.peer.peakRss;
+        const arrival = ratePerSec ? `${ratePerSec} msgs/s` : "at once";
+        openRows.push({ delayMs, arrival, figures, toPeer, toRaw, rssShare });
+        if (!ratePerSec) {
+          targets.push([`open loop, at once, ${delayMs} ms: node/peer >= 2.0`, fixed(toPeer, 2), verdict(toPeer >= 2)]);
+          targets.push([`open loop, at once, ${delayMs} ms: node/raw >= 1.5`, fixed(toRaw, 2), verdict(toRaw >= 1.5)]);
+          targets.push([`open loop, at once, ${delayMs} ms: node peak RSS <= 1/2 peer's`, fixed(rssShare, 2), verdict(rssShare <= 0.5)]);
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+
+  log(`throttling: node, SlowDown above ${SLOWDOWN_ALLOWED} PUTs/s`);
+  const throttling = await startEndpoint(["plain", "25", String(SLOWDOWN_ALLOWED)]);
+  let slowDown;
+  try {
+    const figures = await measure("open-loop.js", { contender: "node", port: throttling.port, msgs: SLOWDOWN_MSGS, payloadBytes: 256, ratePerSec: 0 });
+    const { seconds } = await endpointStats(throttling.port);
+    // Settled: after the first seconds, and without the last (partial) second.
+    const settled = seconds.slice(SLOWDOWN_SETTLE_S, -1);
+    const ok = settled.reduce((sum, second) => sum + second.ok, 0);
+    const throttled = settled.reduce((sum, second) => sum + second.slowDown, 0);
+    slowDown = { figures, seconds, okPerSec: ok / Math.max(1, settled.length), slowDownShare: throttled / Math.max(1, ok + throttled) };
+  } finally {
+    await throttling.stop();
+  }
+  targets.push([`SlowDown above ${SLOWDOWN_ALLOWED}/s: nothing lost`, `${slowDown.figures.finished - slowDown.figures.errors} of ${SLOWDOWN_MSGS} written`, verdict(slowDown.figures.errors === 0 && slowDown.figures.finished === SLOWDOWN_MSGS)]);
+  targets.push([`SlowDown above ${SLOWDOWN_ALLOWED}/s: settled rate within 20 %`, `${fixed(slowDown.okPerSec)} PUTs/s`, verdict(slowDown.okPerSec >= SLOWDOWN_ALLOWED * 0.8)]);
+  targets.push([`SlowDown above ${SLOWDOWN_ALLOWED}/s: <= 5 % SlowDown after ${SLOWDOWN_SETTLE_S} s`, `${fixed(slowDown.slowDownShare * 100, 1)} %`, verdict(slowDown.slowDownShare <= 0.05)]);
+
   for (const endpoint of ENDPOINTS) {
     const server = await startEndpoint(endpoint.args);
     try {
@@ -134,14 +205,14 @@ async function main() {
     log(`burst of ${BURST_MSGS} msgs, ${heap.name}`);
     const burstServer = await startEndpoint(["plain", "0"]);
     try {
-      bursts.push({ heap, ...(await measure("burst.js", { port: burstServer.port, msgs: BURST_MSGS }, heap.flags)) });
+      bursts.push({ heap, ...(await measure("burst.js", { port: burstServer.port, msgs: BURST_MSGS, egress: heap.egress }, heap.flags)) });
     } finally {
       await burstServer.stop();
     }
   }
   for (const burst of bursts) {
-    const met = burst.finished === burst.msgs && burst.peakRss <= 400 * MIB;
-    targets.push([`${BURST_MSGS} msg burst drains, peak RSS <= 400 MiB (${burst.heap.name})`, `${mib(burst.peakRss)} MiB, ${fixed(burst.drainMs / 1000, 1)} s`, verdict(met)]);
+    const met = burst.finished === burst.msgs && burst.peakRss <= burst.heap.limitMiB * MIB;
+    targets.push([`${BURST_MSGS} msg burst drains, peak RSS <= ${burst.heap.limitMiB} MiB (${burst.heap.name})`, `${mib(burst.peakRss)} MiB, ${fixed(burst.drainMs / 1000, 1)} s`, verdict(met)]);
   }
 
   log("batches");
@@ -152,15 +223,47 @@ async function main() {
     log(String(error.message));
   }
   if (batches) {
+    const open = batches.open;
     targets.push(["batch ingest >= 100,000 msgs/s (256 B, plain)", fixed(batches.ingestMsgsPerSec), verdict(batches.ingestMsgsPerSec >= 100_000)]);
-    targets.push(["RSS rise <= 64 MiB while a 1 GiB batch streams", `${fixed(batches.rssRiseMiB, 1)} MiB`, verdict(batches.rssRiseMiB <= 64)]);
+    targets.push(["RSS rise <= 64 MiB while a 1 GiB batch streams through Node-RED", `${fixed(batches.rssRiseMiB, 1)} MiB`, verdict(batches.rssRiseMiB <= 64)]);
+    for (const compression of ["none", "gzip"]) {
+      const cost = open[compression];
+      const met = cost.accepted === cost.msgs && Math.max(cost.rssCostMiB, cost.heapCostMiB) <= 64;
+      targets.push([`100,000 open batches cost <= 64 MiB (compression ${compression})`, `RSS ${fixed(cost.rssCostMiB, 1)} MiB, heap ${fixed(cost.heapCostMiB, 1)} MiB`, verdict(met)]);
+    }
   } else {
-    targets.push(["batch ingest >= 100,000 msgs/s (256 B, plain)", "not measured (batches not on main)", "-"]);
-    targets.push(["RSS rise <= 64 MiB while a 1 GiB batch streams", "not measured (batches not on main)", "-"]);
+    targets.push(["batch ingest >= 100,000 msgs/s (256 B, plain)", "not measured", "-"]);
   }
 
   const out = [];
-  out.push(`Messages: ${CONCURRENCY} writes in flight, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s measured per figure, each in a fresh process.`);
+  const loadAfter = os.loadavg();
+  out.push(`Load average (1/5/15 min) at the start ${loadBefore.map((load) => fixed(load, 1)).join(" / ")}, at the end ${loadAfter.map((load) => fixed(load, 1)).join(" / ")}; ${os.cpus().length} cores.`);
+  out.push("");
+  out.push(`Open loop: ${OPEN_LOOP_MSGS} msgs of 256 B arriving at once, or at ${OPEN_LOOP_RATE} msgs/s, each contender at its defaults (node: concurrency auto; peer: unbounded as it ships; raw: default S3Client socket pool). msgs/s from the first arrival to the last msg finished; latency from arrival.`);
+  out.push(
+    table(
+      ["delay, arrival", "node msgs/s", "peer msgs/s", "raw msgs/s", "node/peer", "node/raw", "node limit at end", "node/peer/raw p50 ms", "node/peer/raw p99 ms", "node/peer/raw CPU µs/msg", "node/peer/raw peak RSS MiB"],
+      openRows.map(({ delayMs, arrival, figures: { node, peer, raw }, toPeer, toRaw }) => [
+        `${delayMs} ms, ${arrival}`,
+        fixed(node.msgsPerSec),
+        fixed(peer.msgsPerSec),
+        fixed(raw.msgsPerSec),
+        fixed(toPeer, 2),
+        fixed(toRaw, 2),
+        String(node.limit ?? "-"),
+        `${fixed(node.p50Ms)} / ${fixed(peer.p50Ms)} / ${fixed(raw.p50Ms)}`,
+        `${fixed(node.p99Ms)} / ${fixed(peer.p99Ms)} / ${fixed(raw.p99Ms)}`,
+        `${fixed(node.cpuMicrosPerMsg)} / ${fixed(peer.cpuMicrosPerMsg)} / ${fixed(raw.cpuMicrosPerMsg)}`,
+        `${mib(node.peakRss)} / ${mib(peer.peakRss)} / ${mib(raw.peakRss)}`,
+      ]),
+    ),
+  );
+  out.push("");
+  out.push(`Throttling: ${SLOWDOWN_MSGS} msgs at once into the node at its defaults; the endpoint (25 ms) answers SlowDown to PUTs beyond ${SLOWDOWN_ALLOWED}/s. Per second: PUTs written / answered SlowDown.`);
+  out.push(slowDown.seconds.map((second, index) => `${index + 1}s ${second.ok}/${second.slowDown}`).join(", "));
+  out.push(`After ${SLOWDOWN_SETTLE_S} s: ${fixed(slowDown.okPerSec)} PUTs/s written, ${fixed(slowDown.slowDownShare * 100, 1)} % SlowDown; limit at the end ${slowDown.figures.limit}; ${slowDown.figures.errors} msgs lost.`);
+  out.push("");
+  out.push(`Closed loop (Messages): ${CONCURRENCY} writes in flight, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s measured per figure, each in a fresh process.`);
   out.push("node = s3-egress in Node-RED 4; raw = @aws-sdk/client-s3 PutObjectCommand loop, default S3Client; peer = node-red-node-aws 0.1.8 \"amazon s3 out\" (aws-sdk v2) in Node-RED 4.");
   out.push("");
   out.push(
@@ -187,10 +290,13 @@ async function main() {
       ["batches", "value"],
       batches
         ? [
-            ["ingest into open batches (256 B msgs, plain)", `${fixed(batches.ingestMsgsPerSec)} msgs/s`],
-            ["RSS rise while a 1 GiB batch streams", `${fixed(batches.rssRiseMiB, 1)} MiB`],
-            ["object bytes", String(batches.objectBytes)],
-            ["requests per batch", String(batches.requestsPerBatch)],
+            ["ingest into open batches (library, 256 B msgs, plain)", `${fixed(batches.ingestMsgsPerSec)} msgs/s`],
+            ["RSS rise while a 1 GiB batch streams through Node-RED (1 MiB msgs every 15 ms)", `${fixed(batches.rssRiseMiB, 1)} MiB in ${fixed(batches.streamSeconds, 1)} s`],
+            ["object bytes / requests per batch", `${batches.objectBytes} / ${batches.requestsPerBatch}`],
+            ...["none", "gzip"].map((compression) => {
+              const cost = batches.open[compression];
+              return [`100,000 devices, one ~100 B msg each, compression ${compression}: RSS / heap over the runtime's own`, `${fixed(cost.rssCostMiB, 1)} / ${fixed(cost.heapCostMiB, 1)} MiB (${cost.accepted} open; status "${cost.status}")`];
+            }),
           ]
         : [["ingest, RSS rise, requests per batch", "not measured (batches not on main)"]],
     ),

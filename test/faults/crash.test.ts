@@ -25,8 +25,8 @@ class Runtime {
   private listeners: (() => void)[] = [];
   private readonly child: ChildProcess;
 
-  constructor(userDir: string, indices: number[]) {
-    this.child = spawn(process.execPath, [CHILD, userDir, JSON.stringify(indices)], { stdio: ["ignore", "pipe", "pipe"] });
+  constructor(userDir: string, indices: number[], env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, [CHILD, userDir, JSON.stringify(indices)], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
     createInterface({ input: this.child.stdout! }).on("line", (line) => {
       const [marker, event, index, ...rest] = line.split(" ");
@@ -59,6 +59,21 @@ class Runtime {
   }
 }
 
+/** A user directory with this package installed and one s3-egress node "egress" with `egress` settings. */
+function userDirWith(endpoint: string, egress: Record<string, unknown>): string {
+  const userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-crash-"));
+  mkdirSync(path.join(userDir, "node_modules", "@iot-sinks"), { recursive: true });
+  symlinkSync(PACKAGE_ROOT, path.join(userDir, "node_modules", "@iot-sinks", "node-red-s3-egress"), "dir");
+  const flows = [
+    { id: "tab", type: "tab", label: "crash" },
+    { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint, forcePathStyle: true },
+    { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", spool: true, wires: [[]], ...egress },
+  ];
+  writeFileSync(path.join(userDir, "flows.json"), JSON.stringify(flows));
+  writeFileSync(path.join(userDir, "flows_cred.json"), JSON.stringify({ cfg: CREDENTIALS }));
+  return userDir;
+}
+
 describe("faults: the runtime process killed with SIGKILL mid-load, restarted with the spool", function () {
   this.timeout(120_000);
   let s3: LocalS3;
@@ -68,24 +83,19 @@ describe("faults: the runtime process killed with SIGKILL mid-load, restarted wi
   before(async () => {
     s3 = await LocalS3.start();
     proxy = await FaultProxy.start(s3.endpoint);
-    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-crash-"));
-    mkdirSync(path.join(userDir, "node_modules", "@iot-sinks"), { recursive: true });
-    symlinkSync(PACKAGE_ROOT, path.join(userDir, "node_modules", "@iot-sinks", "node-red-s3-egress"), "dir");
-    const flows = [
-      { id: "tab", type: "tab", label: "crash" },
-      { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint: proxy.endpoint, forcePathStyle: true },
-      { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", spool: true, concurrency: 4, maxQueue: 20, wires: [[]] },
-    ];
-    writeFileSync(path.join(userDir, "flows.json"), JSON.stringify(flows));
-    writeFileSync(path.join(userDir, "flows_cred.json"), JSON.stringify({ cfg: CREDENTIALS }));
   });
   after(async () => {
     await proxy.stop();
     await s3.stop();
+  });
+  afterEach(async () => {
+    await s3.clear();
+    proxy.reset();
     rmSync(userDir, { recursive: true, force: true });
   });
 
   it("every msg the killed runtime accepted is written after the restart; resent msgs make no strays", async () => {
+    userDir = userDirWith(proxy.endpoint, { concurrency: 4, maxQueue: 20 });
     const total = 600;
     proxy.script([{ action: { kind: "latency", ms: 25 } }]);
     const first = new Runtime(userDir, range(total));
@@ -111,6 +121,31 @@ describe("faults: the runtime process killed with SIGKILL mid-load, restarted wi
     assert.ok(!existsSync(path.join(egressSpoolDir(userDir), "damaged")), "a SIGKILL leaves no damaged records behind");
     assert.equal(await assertBucketHolds(s3, range(total).map((index) => scenarioMsg(index, { bytes: 2048 }))), total);
   });
+
+  it("Batch Completions: every msg the killed runtime acknowledged is in its batch after the restart, in arrival order", async () => {
+    userDir = userDirWith(proxy.endpoint, { input: "batches", concatenation: "newline", idleTimeout: 1, concurrency: 4 });
+    const text = { S3_EGRESS_CHILD_TEXT: "1" };
+    const first = new Runtime(userDir, range(1000), text);
+    await first.until(() => first.done.size >= 300);
+    assert.equal(await first.kill("SIGKILL"), null);
+    const accepted = [...first.done];
+    assert.deepEqual(await s3.keys(), [], "no batch was complete at the kill");
+
+    // Nothing is resent: the batches are rebuilt from the spool and completed by the idle timeout.
+    const second = new Runtime(userDir, [], text);
+    for (let tries = 0; tries < 600 && (await s3.keys()).length < 5; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+    await second.kill("SIGTERM");
+    assert.deepEqual([...first.failed, ...second.failed], []);
+    const keys = range(5).map((device) => `batches/faults/telemetry/dev-${device}/b1`);
+    assert.deepEqual(await s3.keys(), keys);
+    for (const [device, key] of keys.entries()) {
+      const lines = (await s3.get(key)).body.toString().split("\n");
+      const indices = lines.map((line) => Number(line.replace("reading ", "")));
+      assert.ok(indices.every((index, position) => index % 5 === device && (position === 0 || index > indices[position - 1])), `${key}: this device's readings in arrival order`);
+      const missing = accepted.filter((index) => index % 5 === device && !indices.includes(index));
+      assert.deepEqual(missing, [], `${key}: every acknowledged reading`);
+    }
+  });
 });
 
 describe("faults: S3 down while msgs arrive, the runtime killed with SIGKILL, S3 back, the runtime restarted (spool, default settings)", function () {
@@ -122,16 +157,7 @@ describe("faults: S3 down while msgs arrive, the runtime killed with SIGKILL, S3
   before(async () => {
     s3 = await LocalS3.start();
     proxy = await FaultProxy.start(s3.endpoint);
-    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-outage-crash-"));
-    mkdirSync(path.join(userDir, "node_modules", "@iot-sinks"), { recursive: true });
-    symlinkSync(PACKAGE_ROOT, path.join(userDir, "node_modules", "@iot-sinks", "node-red-s3-egress"), "dir");
-    const flows = [
-      { id: "tab", type: "tab", label: "outage" },
-      { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint: proxy.endpoint, forcePathStyle: true },
-      { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", spool: true, wires: [[]] },
-    ];
-    writeFileSync(path.join(userDir, "flows.json"), JSON.stringify(flows));
-    writeFileSync(path.join(userDir, "flows_cred.json"), JSON.stringify({ cfg: CREDENTIALS }));
+    userDir = userDirWith(proxy.endpoint, {});
   });
   after(async () => {
     await proxy.stop();

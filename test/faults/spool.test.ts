@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import helper from "node-red-node-test-helper";
 import { encodeRecord } from "../../nodes/lib/delivery/spool";
 import { assertBucketHolds, egressSpoolDir, range, scenarioMsg, sendAll, spoolSegments, type ScenarioMsg } from "../support/deliveries";
-import { FaultProxy } from "../support/fault-proxy";
+import { faultContext } from "../support/fault-context";
 import { EgressFlow } from "../support/flow";
-import { LocalS3 } from "../support/s3";
 
 
 /** The spooled record the node would have made for a scenario msg (its object headers are empty). */
@@ -16,40 +14,18 @@ function recordOf(item: ScenarioMsg, msgid: string): Buffer {
 }
 
 describe("faults: spool, redeploy and close, Messages route", function () {
-  let s3: LocalS3;
-  let proxy: FaultProxy;
+  const context = faultContext();
   let flow: EgressFlow;
-  let userDir: string;
-  const spoolDir = () => egressSpoolDir(userDir);
-  const segments = () => spoolSegments(userDir);
-
-  before(async () => {
-    s3 = await LocalS3.start();
-    proxy = await FaultProxy.start(s3.endpoint);
-  });
-  after(async () => {
-    helper.settings({});
-    await proxy.stop();
-    await s3.stop();
-  });
-  beforeEach(() => {
-    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-userdir-"));
-    helper.settings({ userDir });
-  });
-  afterEach(async () => {
-    await EgressFlow.unload();
-    await s3.clear();
-    proxy.reset();
-    rmSync(userDir, { recursive: true, force: true });
-  });
+  const spoolDir = () => egressSpoolDir(context.userDir);
+  const segments = () => spoolSegments(context.userDir);
 
   it("a burst over the queue limit spills to the spool: all written, most of them read back from disk, spool empty afterwards", async () => {
-    proxy.script([{ action: { kind: "latency", ms: 15 } }]);
-    flow = await EgressFlow.load(proxy.endpoint, { spool: true, concurrency: 4, maxQueue: 10 });
+    context.proxy.script([{ action: { kind: "latency", ms: 15 } }]);
+    flow = await EgressFlow.load(context.proxy.endpoint, { spool: true, concurrency: 4, maxQueue: 10 });
     const items = range(300).map((index) => scenarioMsg(index));
     const { written, failed } = await sendAll(flow, items);
     assert.deepEqual(failed.map(({ error }) => error.message), []);
-    assert.equal(await assertBucketHolds(s3, written), 300);
+    assert.equal(await assertBucketHolds(context.s3, written), 300);
     const slim = flow.outputs.filter((msg) => msg.payload === undefined);
     assert.ok(slim.length > 200, `most msgs went through the spool, ${slim.length} did`);
     await flow.status((status) => /spooled\)$/.test(String(status.text)));
@@ -64,9 +40,9 @@ describe("faults: spool, redeploy and close, Messages route", function () {
     mkdirSync(spoolDir(), { recursive: true });
     writeFileSync(path.join(spoolDir(), "000000000001.seg"), Buffer.concat([recordOf(items[0], "r0"), recordOf(items[1], "r1"), damaged, recordOf(items[3], "r3")]));
     writeFileSync(path.join(spoolDir(), "000000000002.seg"), Buffer.concat([recordOf(items[4], "r4"), recordOf(items[5], "r5").subarray(0, 40)]));
-    flow = await EgressFlow.load(proxy.endpoint, { spool: true });
+    flow = await EgressFlow.load(context.proxy.endpoint, { spool: true });
     await flow.status((status) => status.fill === "green" && status.text === "ok (4)");
-    assert.equal(await assertBucketHolds(s3, [items[0], items[1], items[3], items[4]]), 4);
+    assert.equal(await assertBucketHolds(context.s3, [items[0], items[1], items[3], items[4]]), 4);
     assert.deepEqual(flow.outputs.map((msg) => msg._msgid).sort(), ["r0", "r1", "r3", "r4"]);
     assert.deepEqual(
       flow.errors.map((error) => error.message.replace(/\/.*\/(\d+\.seg)/, "$1")),
@@ -81,8 +57,8 @@ describe("faults: spool, redeploy and close, Messages route", function () {
   });
 
   it("redeploy during load with the spool: what the old node had not written is written by the new one, nothing lost", async () => {
-    proxy.script([{ action: { kind: "latency", ms: 20 } }]);
-    flow = await EgressFlow.load(proxy.endpoint, { spool: true, concurrency: 2, maxQueue: 50 });
+    context.proxy.script([{ action: { kind: "latency", ms: 20 } }]);
+    flow = await EgressFlow.load(context.proxy.endpoint, { spool: true, concurrency: 2, maxQueue: 50 });
     const first = range(150).map((index) => scenarioMsg(index));
     const firstSent = sendAll(flow, first);
     while (flow.outputs.length < 20) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -90,14 +66,14 @@ describe("faults: spool, redeploy and close, Messages route", function () {
     const second = range(150).map((index) => scenarioMsg(150 + index));
     const [a, b] = await Promise.all([firstSent, sendAll(flow, second)]);
     assert.equal(a.failed.length + b.failed.length, 0);
-    assert.equal(await assertBucketHolds(s3, [...first, ...second]), 300);
+    assert.equal(await assertBucketHolds(context.s3, [...first, ...second]), 300);
     assert.deepEqual(segments(), []);
   });
 
   it("redeploy during load without the spool: writes in flight finish, the rest fail to Catch by msg, none silently dropped", async () => {
-    helper.settings({ userDir, s3EgressCloseTimeout: 300 } as Parameters<typeof helper.settings>[0]);
-    proxy.script([{ action: { kind: "latency", ms: 50 } }]);
-    flow = await EgressFlow.load(proxy.endpoint, { concurrency: 2 });
+    helper.settings({ userDir: context.userDir, s3EgressCloseTimeout: 300 } as Parameters<typeof helper.settings>[0]);
+    context.proxy.script([{ action: { kind: "latency", ms: 50 } }]);
+    flow = await EgressFlow.load(context.proxy.endpoint, { concurrency: 2 });
     const items = range(120).map((index) => scenarioMsg(index));
     const sending = sendAll(flow, items);
     while (flow.outputs.length < 10) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -106,6 +82,6 @@ describe("faults: spool, redeploy and close, Messages route", function () {
     assert.ok(failed.length > 0 && written.length > 10, `${written.length} written, ${failed.length} failed`);
     assert.equal(written.length + failed.length, 120);
     for (const { error } of failed) assert.match(error.message, /the node closed \(redeploy or shutdown\) before the write finished/);
-    assert.equal(await assertBucketHolds(s3, written), written.length);
+    assert.equal(await assertBucketHolds(context.s3, written), written.length);
   });
 });

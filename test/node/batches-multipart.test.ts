@@ -39,6 +39,34 @@ describe(`s3-egress multipart uploads and their failures, against ${S3_UNDER_TES
     assert.ok(inspector.requests.every((request) => !request.refused), "every request correctly signed");
   });
 
+  it("Messages: a large payload counts its whole size against the byte bound when it is taken: 10 × 9 MiB with 16 MB, one at a time", async () => {
+    const { s3, inspector } = context;
+    flow = await EgressFlow.load(inspector.endpoint, { maxQueueMB: 16, messageIdType: "msg" });
+    const payloads = Array.from({ length: 10 }, (_, index) => chunk(index + 1, 9 * MiB));
+    const results = await Promise.allSettled(payloads.map((payload, index) => flow.write({ ...robot, messageId: `big-${index}`, payload })));
+    const refused = results.filter((result) => result.status === "rejected").map((result) => String((result as PromiseRejectedResult).reason.message));
+    assert.equal(refused.length, 9, "the first is taken whole (an empty queue takes any msg); the other nine do not fit beside its 9 MiB");
+    for (const message of refused) {
+      const held = /^QueueFullError: queue full: \d+ msgs \/ (\d+) bytes waiting \(limits 10000 msgs \/ 16777216 bytes\)/.exec(message);
+      assert.ok(held && Number(held[1]) >= 9 * MiB, `the accepted msg's whole 9 MiB is held: ${message}`);
+    }
+    assert.deepEqual(await s3.keys(), ["messages/group-a/telemetry/robot-125/2023-12-19/big-0"]);
+    assert.ok((await s3.get("messages/group-a/telemetry/robot-125/2023-12-19/big-0")).body.equals(payloads[0]));
+  });
+
+  it("Messages: once a large msg is accepted its parts are never refused, even with a queue limit of 1 and msgs waiting behind it", async () => {
+    const { s3, inspector } = context;
+    flow = await EgressFlow.load(inspector.endpoint, { maxQueue: 1, messageIdType: "msg" });
+    const payload = chunk(3, 9 * MiB);
+    const big = flow.write({ ...robot, messageId: "big", payload });
+    const small = await Promise.allSettled([flow.write({ ...robot, messageId: "small", payload: "x" })]);
+    assert.match(String((small[0] as PromiseRejectedResult).reason?.message), /^QueueFullError/, "the queue holds the large msg");
+    const output = await big;
+    assert.equal((output.s3 as { bytes: number }).bytes, payload.length);
+    assert.ok((await s3.get("messages/group-a/telemetry/robot-125/2023-12-19/big")).body.equals(payload));
+    assert.deepEqual(inspector.matching("PUT", "partNumber").map(partNumber).sort(), ["1", "2"]);
+  });
+
   it("Batches: a transient part failure is retried and the batch stays byte-identical", async () => {
     const { s3, inspector } = context;
     let failures = 0;

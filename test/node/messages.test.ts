@@ -217,8 +217,20 @@ describe(`s3-egress, Messages route, against ${S3_UNDER_TEST}`, function () {
     for (let i = 0; i < 300; i++) writes.push(flow.write({ ...device, messageId: undefined, payload: `reading ${i}` }));
     await Promise.all(writes);
     assert.equal((await s3.keys()).length, 300);
-    await flow.status((status) => status.fill === "blue" && /^writing/.test(String(status.text)));
+    await flow.status((status) => status.fill === "blue" && /^writing \(\d+, limit 4\)$/.test(String(status.text)));
     await flow.status((status) => status.fill === "green" && status.text === "ok (300)");
+    assert.ok(flow.outputs.every((msg) => (msg.s3 as { concurrency: number }).concurrency === 4), "msg.s3.concurrency: the fixed limit");
     assert.ok(flow.statuses.length < 100, `status updates are throttled, saw ${flow.statuses.length}`);
+  });
+
+  it("concurrency auto by default: the status and msg.s3 show the adaptive limit, which grows under a burst", async () => {
+    flow = await EgressFlow.load(s3.endpoint, { messageIdAutofill: "auto" });
+    const writes = [];
+    for (let i = 0; i < 400; i++) writes.push(flow.write({ ...device, messageId: undefined, payload: `reading ${i}` }));
+    await Promise.all(writes);
+    await flow.status((status) => status.fill === "blue" && /^writing \(\d+, limit \d+\)$/.test(String(status.text)));
+    const limits = flow.outputs.map((msg) => (msg.s3 as { concurrency: number }).concurrency);
+    assert.ok(limits.every((limit) => limit >= 1 && limit <= 512), "within [1, 512]");
+    assert.ok(Math.max(...limits) > 16, `the limit grew while all 400 waited: up to ${Math.max(...limits)}`);
   });
 });

@@ -1,7 +1,8 @@
 // A real Node-RED runtime (NODE_RED_RUNTIME) in its own process, for the crash scenario:
 // `node runtime-child.js <userDir> <indices as JSON>`. It starts the flows in <userDir> (which must
 // use this package), sends scenario msgs to the node "egress" and prints "@@ done <index>" when the
-// node calls done() for one, "@@ failed <index> <error>" for done(err).
+// node calls done() for one, "@@ failed <index> <error>" for done(err). With S3_EGRESS_CHILD_TEXT=1
+// each payload is the text "reading <index>", for batches read back line by line.
 import path from "node:path";
 import { scenarioMsg } from "./deliveries";
 import { NODE_RED_RUNTIME } from "./runtime";
@@ -39,7 +40,11 @@ async function main(): Promise<void> {
   await started;
   const egress = RED.nodes.getNode("egress");
   if (!egress) throw new Error("no node egress in the flows");
-  for (const index of indices) egress.receive({ ...scenarioMsg(index, { bytes: 2048 }).msg, _msgid: `i${index}` });
+  const text = process.env.S3_EGRESS_CHILD_TEXT === "1";
+  for (const index of indices) {
+    const { msg } = scenarioMsg(index, { bytes: 2048 });
+    egress.receive({ ...msg, ...(text ? { payload: `reading ${index}` } : {}), _msgid: `i${index}` });
+  }
 }
 
 main().catch((error) => {

@@ -71,19 +71,29 @@ describe("adaptive concurrency limit (fake clock)", () => {
     assert.equal(limit.limit, 1);
   });
 
-  it("shrinks when round trips inflate over their recent minimum, and then grows by one per round trip only", () => {
+  it("shrinks when round trips stay inflated over their recent minimum; one slow answer (a pause of the process) does not", () => {
     const clock = new FakeClock();
     const limit = new AdaptiveLimit(clock.now);
     fill(limit);
     roundTrip(limit, clock, 25);
     roundTrip(limit, clock, 25);
     const grown = limit.limit;
-    roundTrip(limit, clock, 80);
-    const shrunk = limit.limit;
-    assert.ok(shrunk < grown, `${shrunk} < ${grown}`);
+    clock.ms += 200;
+    limit.record("answered", 200);
+    assert.ok(limit.limit >= grown, `one slow answer: ${limit.limit} >= ${grown}`);
+    for (let trip = 0; trip < 5; trip++) roundTrip(limit, clock, 80);
+    assert.ok(limit.limit < grown, `inflated for several round trips: ${limit.limit} < ${grown}`);
+  });
+
+  it("after throttling grows by a quarter per round trip only: the endpoint said where its limit is", () => {
+    const clock = new FakeClock();
+    const limit = new AdaptiveLimit(clock.now);
+    fill(limit);
     roundTrip(limit, clock, 25);
-    roundTrip(limit, clock, 25);
-    assert.ok(limit.limit - shrunk <= 2, `additive growth after a decrease: ${shrunk} -> ${limit.limit}`);
+    roundTrip(limit, clock, 25, "throttled");
+    const throttledAt = limit.limit;
+    for (let trip = 0; trip < 4; trip++) roundTrip(limit, clock, 25);
+    assert.ok(limit.limit - throttledAt <= 1, `${throttledAt} -> ${limit.limit} in 4 round trips`);
   });
 
   it("returns quickly to its level after an outage of throttling answers (slow start up to the level before)", () => {

@@ -112,4 +112,40 @@ describe("Spool on disk", () => {
     assert.equal(path.basename(next.segment.file), "000000000004.seg", "numbering continues after what is on disk");
     await spool.close();
   });
+
+  it("releaseAll names records of a segment still in use in released.log, so a reopen never takes them again", async () => {
+    const spool = await Spool.open(directory, () => undefined);
+    // m1 is made durable alone, m2 and m3 together, in one segment: m2's batch is written, m3's is still open.
+    const [, second, third] = await Promise.all([1, 2, 3].map((index) => spool.append(write(index))));
+    assert.equal(second.segment, third.segment);
+    await spool.releaseAll([second]);
+    assert.match(readFileSync(path.join(directory, "released.log"), "utf8"), /^000000000002\.seg \d+\n$/);
+    await spool.close();
+
+    const reopened = await Spool.open(directory, () => undefined);
+    const keys: string[] = [];
+    for (let taken = await reopened.takeDeferred(); taken; taken = await reopened.takeDeferred()) keys.push((taken.write as SpooledWrite).key);
+    assert.deepEqual(keys, ["messages/g/s/d/b/m1", "messages/g/s/d/b/m3"]);
+    await reopened.close();
+    // A segment gone makes its lines moot: the next open drops them, and its number is never reused.
+    rmSync(path.join(directory, "000000000002.seg"));
+    const afterRemoval = await Spool.open(directory, () => undefined);
+    assert.ok(!existsSync(path.join(directory, "released.log")));
+    assert.equal(path.basename((await afterRemoval.append(write(4))).segment.file), "000000000003.seg");
+    await afterRemoval.close();
+  });
+
+  it("leaves segments it does not own (the node's other route) on disk, untouched and counted", async () => {
+    const spool = await Spool.open(directory, () => undefined);
+    await spool.append(write(1));
+    await spool.close();
+    const other = await Spool.open(directory, () => undefined, { owns: (found) => found.key.startsWith("batches/") });
+    assert.deepEqual({ pending: other.pending, foreign: other.foreign.records, files: other.foreign.files.map((file) => path.basename(file)) }, { pending: 0, foreign: 1, files: ["000000000001.seg"] });
+    assert.equal(path.basename((await other.append({ ...write(2), key: "batches/g/s/d/b" })).segment.file), "000000000002.seg");
+    await other.close();
+    const back = await Spool.open(directory, () => undefined, { owns: (found) => !found.key.startsWith("batches/") });
+    assert.equal(back.pending, 1);
+    assert.equal(back.foreign.records, 1);
+    await back.close();
+  });
 });

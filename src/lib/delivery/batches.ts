@@ -29,6 +29,8 @@ export const NDJSON_CONTENT_TYPE = "application/x-ndjson";
 export const DEFAULT_MAX_OPEN_BATCHES = 100_000;
 /** A batch holds its bytes in a small buffer of its own until they pass this; then it streams (part buffer, compressor). */
 const STREAM_AFTER_BYTES = 64 * 1024;
+/** Text payloads are held as a string (no Buffer object to pay for) until the batch holds this many characters. */
+const TEXT_HELD_CHARS = 1024;
 /** Batch keys written in this run, remembered to give a batch re-opened under one of them a continuation key. */
 const WRITTEN_KEYS_REMEMBERED = 100_000;
 /** Continuation keys tried after S3 refused a batch key as existing (If-None-Match), before giving up. */
@@ -94,18 +96,19 @@ export class BatchKeyTakenError extends Error {
  * their own; the part buffer and the compressor come once they pass STREAM_AFTER_BYTES.
  */
 interface OpenBatch {
-  readonly identity: string;
   readonly fields: RecordFields;
   /** 1 for the batch key itself, n > 1 for its continuation `<key>~n`. */
   number: number;
   readonly contentType: string;
   messages: number;
+  /** Of its last msg, ms since `clockBase`: a small integer V8 stores inline, not a boxed number. */
   lastMessageAt: number;
-  held: Buffer | undefined;
+  /** Its bytes so far: text while every payload was a string and there is little of it, else a buffer `filled` so far. */
+  held: string | Buffer | undefined;
   filled: number;
   stream: { upload: StreamingUpload; body: ObjectWriter } | undefined;
   /** The spool records of its msgs, released together once the batch is written or failed for good. */
-  readonly records: SpoolEntry[];
+  records?: SpoolEntry[];
 }
 
 const NEWLINE = "\n";
@@ -137,7 +140,10 @@ export class Batches {
   /** Base key -> the highest number written (or being written) under it in this run. */
   private readonly written = new Map<string, number>();
   private heldBytes = 0;
+  private readonly clockBase = Date.now();
   private spool: Spool | undefined;
+  /** While the spool is replayed, records carry their original (old) arrival times: no batch is idle yet. */
+  private replaying = false;
   private readonly sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -172,6 +178,15 @@ export class Batches {
   /** From now on every msg is recorded in `spool` first. Replays the records found there, oldest first; returns how many. */
   async resume(spool: Spool): Promise<number> {
     this.spool = spool;
+    this.replaying = true;
+    try {
+      return await this.replay(spool);
+    } finally {
+      this.replaying = false;
+    }
+  }
+
+  private async replay(spool: Spool): Promise<number> {
     let replayed = 0;
     for (let taken = await spool.takeDeferred(); taken; taken = await spool.takeDeferred()) {
       const { entry, write } = taken;
@@ -281,14 +296,14 @@ export class Batches {
       // Kept in order of last append: the idle sweep and the open-batch limit look at the front only.
       this.open.delete(identity);
       this.open.set(identity, batch);
-      batch.lastMessageAt = msg.arrival;
+      batch.lastMessageAt = msg.arrival - this.clockBase;
       if (piece.body !== undefined) batch.messages++;
       if (piece.body !== undefined && this.settings.concatenation !== "none" && !batch.stream?.body.failed) {
         if (this.settings.concatenation === "newline") this.write(batch, NEWLINE);
         this.write(batch, piece.body);
       }
     }
-    if (entry) batch.records.push(entry);
+    if (entry) (batch.records ??= []).push(entry);
     if (complete) return { completed: this.finish(batch, "complete") };
     return batch.stream?.body.backlogged ? { ready: batch.stream.body.drained() } : HELD;
   }
@@ -298,19 +313,17 @@ export class Batches {
     const base = this.keyOf(fields);
     const last = this.written.get(base);
     const batch: OpenBatch = {
-      identity: identityOf(fields),
       fields,
       number: last === undefined ? 1 : last + 1,
       contentType: concatenation === "none" ? CONTENT_TYPES.binary : batchContentType(piece.type, contentType, concatenation),
       messages: 1,
-      lastMessageAt: now,
+      lastMessageAt: now - this.clockBase,
       held: undefined,
       filled: 0,
       stream: undefined,
-      records: [],
     };
     if (last !== undefined) this.remember(base, batch.number);
-    this.open.set(batch.identity, batch);
+    this.open.set(identityOf(fields), batch);
     if (concatenation !== "none" && piece.body !== undefined) this.write(batch, piece.body);
     return batch;
   }
@@ -322,6 +335,17 @@ export class Batches {
       else batch.stream.body.write(piece);
       return;
     }
+    const held = batch.held;
+    if (typeof piece === "string" && (held === undefined || typeof held === "string") && (held?.length ?? 0) + piece.length <= TEXT_HELD_CHARS) {
+      batch.held = held === undefined ? piece : held + piece;
+      this.heldBytes += piece.length;
+      return;
+    }
+    if (typeof held === "string") {
+      // Outgrew text: from now on bytes.
+      this.dropHeld(batch);
+      this.write(batch, Buffer.from(held, "utf8"));
+    }
     const bytes = typeof piece === "string" ? Buffer.byteLength(piece) : piece.length;
     const needed = batch.filled + bytes;
     if (needed > STREAM_AFTER_BYTES) {
@@ -329,22 +353,25 @@ export class Batches {
       this.write(batch, piece);
       return;
     }
-    const capacity = batch.held?.length ?? 0;
+    const buffer = batch.held as Buffer | undefined;
+    const capacity = buffer?.length ?? 0;
     if (needed > capacity) {
       // Exactly the first payload's size (most idle batches hold one msg), then doubling.
       const grown = Buffer.allocUnsafe(capacity === 0 ? needed : Math.min(Math.max(needed, capacity * 2), STREAM_AFTER_BYTES));
-      batch.held?.copy(grown, 0, 0, batch.filled);
+      buffer?.copy(grown, 0, 0, batch.filled);
       batch.held = grown;
       this.heldBytes += grown.length - capacity;
     }
-    batch.filled += typeof piece === "string" ? batch.held!.write(piece, batch.filled, "utf8") : piece.copy(batch.held!, batch.filled);
+    const target = batch.held as Buffer;
+    batch.filled += typeof piece === "string" ? target.write(piece, batch.filled, "utf8") : piece.copy(target, batch.filled);
   }
 
   private startStream(batch: OpenBatch): void {
     const gzipped = this.gzipped();
     const upload = new StreamingUpload(this.sink, this.writer, this.numberedKey(batch.fields, batch.number), this.objectOptions(batch), this.settings.partSize ?? DEFAULT_PART_SIZE);
     batch.stream = { upload, body: gzipped ? new GzipWriter(upload) : upload };
-    if (batch.held) batch.stream.body.write(batch.held.subarray(0, batch.filled));
+    if (typeof batch.held === "string") batch.stream.body.writeText(batch.held);
+    else if (batch.held) batch.stream.body.write(batch.held.subarray(0, batch.filled));
     this.dropHeld(batch);
     this.streaming.add(batch);
   }
@@ -357,21 +384,22 @@ export class Batches {
 
   /** Completes a batch: writes it, then releases its records (unless the node closed first: they stay for the next start). */
   private finish(batch: OpenBatch, trigger: CompletionTrigger): Promise<WriteOutcome | undefined> {
-    if (this.open.get(batch.identity) === batch) this.open.delete(batch.identity);
+    const identity = identityOf(batch.fields);
+    if (this.open.get(identity) === batch) this.open.delete(identity);
     this.streaming.delete(batch);
     const stored = this.store(batch);
     this.dropHeld(batch);
     const kept = (error: unknown) => this.spool !== undefined && error instanceof WriterClosedError;
     const result = stored.then(
       async ({ key, written }) => {
-        await this.spool?.releaseAll(batch.records);
+        await this.spool?.releaseAll(batch.records ?? []);
         const outcome: WriteOutcome = { bucket: this.sink.bucket, key, etag: written.etag, bytes: written.bytes, messages: batch.messages };
         if (written.versionId) outcome.versionId = written.versionId;
         return outcome;
       },
       async (error: Error) => {
         if (kept(error)) return undefined;
-        await this.spool?.releaseAll(batch.records).catch(() => undefined);
+        await this.spool?.releaseAll(batch.records ?? []).catch(() => undefined);
         throw error;
       },
     );
@@ -407,7 +435,7 @@ export class Batches {
         throw error;
       }
     }
-    const raw = batch.held ? batch.held.subarray(0, batch.filled) : Buffer.alloc(0);
+    const raw = typeof batch.held === "string" ? Buffer.from(batch.held, "utf8") : (batch.held?.subarray(0, batch.filled) ?? Buffer.alloc(0));
     const body = this.gzipped() ? await gzipAsync(raw) : raw;
     const options = this.objectOptions(batch);
     for (let number = batch.number; ; number++) {
@@ -441,7 +469,8 @@ export class Batches {
   }
 
   private completeIdle(now: number): void {
-    const deadline = now - this.settings.idleTimeoutMs;
+    if (this.replaying) return;
+    const deadline = now - this.clockBase - this.settings.idleTimeoutMs;
     for (const batch of this.open.values()) {
       if (batch.lastMessageAt > deadline) return;
       this.finish(batch, "idle-timeout");

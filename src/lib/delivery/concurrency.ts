@@ -82,18 +82,23 @@ const LATENCY_SLACK_MS = 5;
 /** Multiplicative decrease on throttling and on inflated latency. */
 const THROTTLE_FACTOR = 0.8;
 const LATENCY_FACTOR = 0.9;
+/**
+ * Growth per round trip above the level of the last throttling: slow, as the endpoint has said
+ * where its limit is, so that probing past it costs few throttled requests.
+ */
+const PROBE_PER_ROUND_TRIP = 0.25;
 /** The minimum round trip is taken over the last one or two windows of this length, so it follows a slower endpoint. */
 const MIN_RTT_WINDOW_MS = 10_000;
-/** Weight of the newest round trip in the smoothed one. */
-const SMOOTHING = 0.1;
+/** Weight of the newest round trip in the smoothed one (about the last 20 answers count). */
+const SMOOTHING = 0.05;
 
 /**
  * AIMD with a latency signal, after Vector's adaptive request concurrency and Netflix's
- * concurrency-limits: while the slots are in use and round trips stay near their recent minimum,
- * the limit grows, by one per answer up to the level of the last decrease (slow start, so it
- * finds its level within a few round trips) and by one per round trip beyond it; throttling and
- * inflated round trips shrink it multiplicatively, at most once per round trip (the answers of
- * one overload arrive together). Refused connections and resets change nothing: an outage is
+ * concurrency-limits: while the slots are in use and the smoothed round trip stays near its
+ * recent minimum, the limit grows, by one per answer up to the level of the last throttling
+ * (slow start, so it finds its level within a few round trips) and by a quarter per round trip
+ * beyond it; throttling and inflated round trips shrink it multiplicatively, at most once per round trip
+ * (the answers of one overload arrive together). Refused connections and resets change nothing: an outage is
  * not overload, and the writer's backoff handles it.
  */
 export class AdaptiveLimit extends Slots {
@@ -131,20 +136,22 @@ export class AdaptiveLimit extends Slots {
   record(signal: AttemptSignal, roundTripMs: number): void {
     if (signal === "other") return;
     if (signal === "throttled") {
-      this.decrease(THROTTLE_FACTOR);
+      this.decrease(THROTTLE_FACTOR, true);
       return;
     }
     this.observeRoundTrip(roundTripMs);
+    // The smoothed round trip, not one answer: a pause of the event loop (GC) delays many answers at once without any overload.
+    const smoothed = this.smoothedRtt ?? roundTripMs;
     const baseline = this.minRoundTrip ?? roundTripMs;
-    if (roundTripMs > baseline * LATENCY_TOLERANCE + LATENCY_SLACK_MS) {
-      this.decrease(LATENCY_FACTOR);
+    if (smoothed > baseline * LATENCY_TOLERANCE + LATENCY_SLACK_MS) {
+      this.decrease(LATENCY_FACTOR, false);
       return;
     }
     this.answeredSinceDecrease = true;
     // Only a limit in use has proven anything: an idle node keeps its level.
     if (this.inFlight < this.limit / 2) return;
     const before = this.limit;
-    this.estimate = Math.min(this.bounds.max, this.estimate + (this.estimate < this.threshold ? 1 : 1 / this.estimate));
+    this.estimate = Math.min(this.bounds.max, this.estimate + (this.estimate < this.threshold ? 1 : PROBE_PER_ROUND_TRIP / this.estimate));
     if (this.limit !== before) this.notify();
   }
 
@@ -159,16 +166,21 @@ export class AdaptiveLimit extends Slots {
     this.smoothedRtt = this.smoothedRtt === undefined ? roundTripMs : this.smoothedRtt + SMOOTHING * (roundTripMs - this.smoothedRtt);
   }
 
-  private decrease(factor: number): void {
+  /**
+   * Throttling marks the level to return to quickly (the first throttle after answers: an
+   * outage's run of throttles without answers keeps it); inflated latency only trims the limit,
+   * as a stall of this process (a burst arriving, a GC) inflates every round trip at once.
+   */
+  private decrease(factor: number, throttled: boolean): void {
     const now = this.now();
     if (now - this.lastDecreaseAt < (this.smoothedRtt ?? 0)) return;
     this.lastDecreaseAt = now;
     const before = this.limit;
     this.estimate = Math.max(this.bounds.min, this.estimate * factor);
-    // The first decrease after answers marks the level to return to quickly; an outage's run of
-    // throttles without answers keeps it.
-    if (this.answeredSinceDecrease) this.threshold = this.estimate;
-    this.answeredSinceDecrease = false;
+    if (throttled) {
+      if (this.answeredSinceDecrease) this.threshold = this.estimate;
+      this.answeredSinceDecrease = false;
+    }
     if (this.limit !== before) this.notify();
   }
 }

@@ -26,6 +26,16 @@ export interface IntakeEvents {
   onSpill(): void;
 }
 
+/** How much of the spool's backlog one read takes back into memory at most. */
+const DRAIN_READ_BYTES = 256 * 1024;
+/**
+ * Records read back from the spool wait in the writer's queue only this many times its
+ * concurrency limit (and at least DRAIN_AHEAD_MIN): they are safe on disk, and in memory they
+ * would only age into garbage the process collects late.
+ */
+const DRAIN_AHEAD = 2;
+const DRAIN_AHEAD_MIN = 64;
+
 /**
  * Takes prepared writes into the writer, through the spool when there is one: with a spool a
  * write is durable before it is queued, is kept in memory while the writer has room and left on
@@ -119,7 +129,7 @@ export class Intake {
     void this.drainSteps(spool).finally(() => {
       this.draining = false;
       // Writes may have finished while this drain read from disk; their wake-ups were swallowed.
-      if (spool.deferred > 0 && this.writer.hasRoom(spool.peekDeferredBytes() ?? 0)) this.drain();
+      if (spool.deferred > 0 && this.writer.queued < DRAIN_AHEAD_MIN && this.writer.hasRoom(spool.peekDeferredBytes() ?? 0)) this.drain();
     });
   }
 
@@ -151,22 +161,24 @@ export class Intake {
   private async drainSteps(spool: Spool): Promise<void> {
     for (;;) {
       const bytes = spool.peekDeferredBytes();
-      if (bytes === undefined || this.closing || !this.writer.hasRoom(bytes)) return;
-      const taken = await spool.takeDeferred();
-      if (!taken) return;
-      const { entry, write } = taken;
-      if (typeof write === "string") {
-        this.events.onUnreadable(`${entry.segment.file} at byte ${entry.offset}: ${write}`);
-        spool.release(entry);
-        continue;
+      const wanted = Math.max(DRAIN_AHEAD_MIN, DRAIN_AHEAD * this.writer.limit.limit) - this.writer.queued;
+      if (bytes === undefined || this.closing || wanted <= 0 || !this.writer.hasRoom(bytes)) return;
+      const run = await spool.takeDeferredRun(wanted, DRAIN_READ_BYTES);
+      for (const [index, { entry, write }] of run.entries()) {
+        if (typeof write === "string") {
+          this.events.onUnreadable(`${entry.segment.file} at byte ${entry.offset}: ${write}`);
+          spool.release(entry);
+          continue;
+        }
+        if (this.closing || !this.writer.hasRoom(write.body.length)) {
+          // No room for the rest of the run: back to the head of the backlog, in order.
+          for (const rest of run.slice(index).reverse()) spool.returnDeferred(rest.entry);
+          return;
+        }
+        const delivery = new SpooledDelivery(this, spool, write, new LaterReceiver(this.events, write));
+        delivery.entry = entry;
+        this.start(write, delivery);
       }
-      if (this.closing || !this.writer.hasRoom(write.body.length)) {
-        spool.returnDeferred(entry);
-        return;
-      }
-      const delivery = new SpooledDelivery(this, spool, write, new LaterReceiver(this.events, write));
-      delivery.entry = entry;
-      this.start(write, delivery);
     }
   }
 }

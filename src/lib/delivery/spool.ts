@@ -28,6 +28,12 @@ export interface AppendWaiter {
   appendFailed(error: Error): void;
 }
 
+/** A deferred record read back: its write, or why it could not be read. */
+export interface DeferredRecord {
+  entry: SpoolEntry;
+  write: SpooledWrite | string;
+}
+
 /** Damage found while reading the spool: one record (or a run of bytes) skipped. */
 export interface SpoolProblem {
   file: string;
@@ -75,18 +81,19 @@ const TEMP_SUFFIX = ".tmp";
  */
 const RELEASED_LOG = "released.log";
 
+/** One record in one buffer: a spool holds many records in memory at once while a burst is made durable, so no part of it is a separate allocation. */
 export function encodeRecord(write: SpooledWrite): Buffer {
   const { body, ...rest } = write;
-  const json = Buffer.from(JSON.stringify(rest), "utf8");
-  const payload = Buffer.allocUnsafe(4 + json.length + body.length);
-  payload.writeUInt32BE(json.length, 0);
-  json.copy(payload, 4);
-  body.copy(payload, 4 + json.length);
-  const header = Buffer.allocUnsafe(HEADER_BYTES);
-  MAGIC.copy(header, 0);
-  header.writeUInt32BE(payload.length, 4);
-  header.writeUInt32BE(crc32(payload), 8);
-  return Buffer.concat([header, payload]);
+  const json = JSON.stringify(rest);
+  const jsonLength = Buffer.byteLength(json, "utf8");
+  const record = Buffer.allocUnsafe(HEADER_BYTES + 4 + jsonLength + body.length);
+  MAGIC.copy(record, 0);
+  record.writeUInt32BE(4 + jsonLength + body.length, 4);
+  record.writeUInt32BE(jsonLength, HEADER_BYTES);
+  record.write(json, HEADER_BYTES + 4, "utf8");
+  body.copy(record, HEADER_BYTES + 4 + jsonLength);
+  record.writeUInt32BE(crc32(record.subarray(HEADER_BYTES)), 8);
+  return record;
 }
 
 /** The write in one record (header included), or why it cannot be read. */
@@ -256,28 +263,50 @@ export class Spool {
   }
 
   /** Reads the oldest deferred record back. A record that no longer reads is reported as a problem string and released. */
-  async takeDeferred(): Promise<{ entry: SpoolEntry; write: SpooledWrite | string } | undefined> {
-    if (this.deferred === 0) return undefined;
-    const entry = this.deferredEntries[this.deferredHead];
-    this.deferredEntries[this.deferredHead++] = undefined as unknown as SpoolEntry;
+  async takeDeferred(): Promise<DeferredRecord | undefined> {
+    const [taken] = await this.takeDeferredRun(1, 0);
+    return taken;
+  }
+
+  /**
+   * Reads back the oldest deferred records that lie one after the other in one segment, up to
+   * `maxRecords` and `maxBytes` (at least one record), with a single read: a long backlog drains
+   * at disk speed.
+   * A record that no longer reads comes back as a problem string.
+   */
+  async takeDeferredRun(maxRecords: number, maxBytes: number): Promise<DeferredRecord[]> {
+    if (this.deferred === 0) return [];
+    const first = this.deferredEntries[this.deferredHead];
+    const run = [first];
+    let end = first.offset + first.length;
+    for (let index = this.deferredHead + 1; index < this.deferredEntries.length && run.length < maxRecords; index++) {
+      const next = this.deferredEntries[index];
+      if (next.segment !== first.segment || next.offset !== end || end + next.length - first.offset > maxBytes) break;
+      run.push(next);
+      end += next.length;
+    }
+    for (let taken = 0; taken < run.length; taken++) this.deferredEntries[this.deferredHead++] = undefined as unknown as SpoolEntry;
     if (this.deferredHead > 1024 && this.deferredHead * 2 > this.deferredEntries.length) {
       this.deferredEntries.splice(0, this.deferredHead);
       this.deferredHead = 0;
     }
-    let write: SpooledWrite | string;
+    let data: Buffer | string;
     try {
-      const handle = await fs.open(entry.segment.file, "r");
+      const handle = await fs.open(first.segment.file, "r");
       try {
-        const buffer = Buffer.allocUnsafe(entry.length);
-        const { bytesRead } = await handle.read(buffer, 0, entry.length, entry.offset);
-        write = decodeRecord(buffer.subarray(0, bytesRead));
+        const buffer = Buffer.allocUnsafe(end - first.offset);
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, first.offset);
+        data = buffer.subarray(0, bytesRead);
       } finally {
         await handle.close();
       }
     } catch (error) {
-      write = `cannot be read: ${(error as Error).message}`;
+      data = `cannot be read: ${(error as Error).message}`;
     }
-    return { entry, write };
+    return run.map((entry) => ({
+      entry,
+      write: typeof data === "string" ? data : decodeRecord(data.subarray(entry.offset - first.offset, entry.offset - first.offset + entry.length)),
+    }));
   }
 
   /** The record is written (or failed for good): its segment goes once all its records have. */

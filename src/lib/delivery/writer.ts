@@ -44,7 +44,10 @@ export interface WriterEvents {
 export class QueueFullError extends Error {
   override readonly name = "QueueFullError";
   readonly code = "QUEUE_FULL";
-  constructor(bounds: QueueBounds, held: { messages: number; bytes: number }) {
+  constructor(
+    bounds: QueueBounds,
+    readonly held: { messages: number; bytes: number },
+  ) {
     super(
       `queue full: ${held.messages} msgs / ${held.bytes} bytes waiting (limits ${bounds.maxMessages} msgs / ${bounds.maxBytes} bytes); msg not accepted`,
     );
@@ -137,6 +140,7 @@ export class Writer {
   private idleWaiters: (() => void)[] = [];
   private readonly backoffs = new Map<NodeJS.Timeout, () => void>();
   private closing = false;
+  private lastFullError: QueueFullError | undefined;
   private readonly unsubscribe: () => void;
   readonly counts: DeliveryCounts = { written: 0, retried: 0, failed: 0 };
 
@@ -171,9 +175,13 @@ export class Writer {
     return held < this.bounds.maxMessages && this.heldBytes + bytes <= this.bounds.maxBytes;
   }
 
-  /** The error a write beyond the bounds is refused with. */
+  /** The error a write beyond the bounds is refused with; the same one while nothing changes, as a burst refuses thousands at once. */
   fullError(): QueueFullError {
-    return new QueueFullError(this.bounds, { messages: this.queued + this.running + this.reservedMessages, bytes: this.heldBytes });
+    const held = { messages: this.queued + this.running + this.reservedMessages, bytes: this.heldBytes };
+    const last = this.lastFullError;
+    if (last && last.held.messages === held.messages && last.held.bytes === held.bytes) return last;
+    this.lastFullError = new QueueFullError(this.bounds, held);
+    return this.lastFullError;
   }
 
   /**

@@ -70,6 +70,11 @@ export class MessagesController {
   }
 
   input(msg: EgressMsg, send: Send, done: Done): void {
+    // A queue full of msgs refuses at once, before anything is read or derived: a burst's refusals cost little.
+    if (this.intake.refuses(0)) {
+      done(this.options.writer.fullError());
+      return;
+    }
     const arrival = Date.now();
     const delivery = new MessageDelivery(this, msg, send, done);
     let raw: RawFields | Promise<RawFields>;
@@ -102,7 +107,7 @@ export class MessagesController {
     let write;
     try {
       const body = toBody(msg.payload, msg.contentType || contentType);
-      // A full queue refuses at once, before key and metadata are derived: a burst's refusals cost little.
+      // Full by bytes: refused before key and metadata are derived.
       if (this.intake.refuses(body.bytes.length)) return delivery.failed(this.options.writer.fullError());
       const fields = toFields(raw, fieldOptions, { arrival, nextMessageId });
       write = this.route.prepare(fields, body, headersWithOverrides(objectHeaders, msg), String(msg._msgid));
