@@ -11,8 +11,8 @@ const ROOT = path.join(__dirname, "..");
 
 /**
  * Starts `RED` (the node-red module to use) with its editor and admin API at "/" and HTTP nodes at
- * "/api", listening on 127.0.0.1:`port` (0 for a free one), with `settings` added to (or replacing)
- * the ones below. Resolves with the port and a stop function.
+ * "/api", listening on 127.0.0.1:`port` (0 for a free one). Resolves with the port and a stop function.
+ * `settings` adds to (or replaces) the settings below, e.g. `adminAuth` for a secured editor.
  */
 async function startNodeRed(RED, { userDir, port, logLevel = "info", settings = {} }) {
   const app = express();

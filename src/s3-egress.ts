@@ -62,6 +62,9 @@ export = function (RED: NodeAPI): void {
     const metrics = monitor ? new EgressMetrics() : undefined;
     let lastError: string | undefined;
     let retrying: string | undefined;
+    /** An S3 error as the status names it: its code, or for missing credentials the config node to fill in. */
+    const reasonOf = (code: string | undefined): string =>
+      code === "CredentialsProviderError" ? RED._("s3-egress.status.no-credentials", { config: config.label }) : (code ?? "");
     const writeStatus = (): NodeStatus & { text: string } => {
       const pending = writer.queued + writer.inFlight;
       const spooled = route.spooled;
@@ -69,13 +72,16 @@ export = function (RED: NodeAPI): void {
       const variant = spooled > 0 ? "-spooled" : "";
       // The write-only health signal: from the writes alone, no probe beyond s3:PutObject.
       const health = metrics ? healthOf(metrics, monitoring.stallMs) : undefined;
-      if (health?.state === "failing") return { fill: "red", shape: "ring", text: RED._("s3-egress.status.error", { code: health.code }) };
+      if (health?.state === "failing") return { fill: "red", shape: "ring", text: RED._("s3-egress.status.error", { code: reasonOf(health.code) }) };
       if (health?.state === "stalled") {
         return { fill: "yellow", shape: "ring", text: RED._("s3-egress.status.stalled", { duration: stallDuration(health.sinceMs), count: pending + spooled }) };
       }
       if (retrying && pending > 0) return { fill: "yellow", shape: "ring", text: RED._(`s3-egress.status.retrying${variant}`, counts) };
       if (pending > 0 || spooled > 0) return { fill: "blue", shape: "dot", text: RED._(`s3-egress.status.writing${variant}`, counts) };
       if (lastError) return { fill: "red", shape: "ring", text: lastError };
+      // A clock S3 found off is corrected, but worth seeing until the machine's clock is set right.
+      const clockMinutes = Math.round(Math.abs(sink.clockOffsetMs) / 60_000);
+      if (clockMinutes > 0) return { fill: "green", shape: "dot", text: RED._("s3-egress.status.ok-clock", { count: writer.counts.written, minutes: clockMinutes }) };
       return { fill: "green", shape: "dot", text: RED._("s3-egress.status.ok", { count: writer.counts.written }) };
     };
     const status = new ThrottledStatus(node, (): NodeStatus => {
@@ -88,7 +94,7 @@ export = function (RED: NodeAPI): void {
     const writer = new Writer(limit, delivery.retry, {
       onRetry: (error: S3Error) => {
         metrics?.retried(error);
-        retrying = error.code;
+        retrying = reasonOf(error.code);
         status.update();
       },
       onChange: () => {
@@ -109,7 +115,7 @@ export = function (RED: NodeAPI): void {
       failed: (error: Error & { code?: string }) => {
         metrics?.failed(error);
         // Shown until the next success: an S3 error by its code, bad input by what is wrong with it.
-        if (error.name === "S3Error") lastError = RED._("s3-egress.status.error", { code: error.code ?? "" });
+        if (error.name === "S3Error") lastError = RED._("s3-egress.status.error", { code: reasonOf(error.code) });
         else if (error instanceof InputError) lastError = RED._("s3-egress.status.bad-input", { problem: error.message });
         else return;
         status.update();

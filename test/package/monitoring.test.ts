@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
@@ -35,10 +35,8 @@ describe("monitoring in a Node-RED with admin auth (packed package): Prometheus 
     userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-monitoring-"));
     s3 = await LocalS3.start();
     installPackedPackage(userDir);
-    const settings = path.join(userDir, "test-settings.js");
     const users = ["admin", "prometheus"].map((username) => ({ username, password: passwordHash(PASSWORD), permissions: username === "admin" ? "*" : "read" }));
-    writeFileSync(settings, `module.exports = ${JSON.stringify({ adminAuth: { type: "credentials", users }, s3EgressMetrics: { httpNode: true } })};\n`);
-    red = await startNodeRedProcess(userDir, settings);
+    red = await startNodeRedProcess(userDir, { adminAuth: { type: "credentials", users }, s3EgressMetrics: { httpNode: true } });
     adminToken = await token("admin", "*");
   });
   after(async () => {
