@@ -79,6 +79,19 @@ async function importExample(page: Page, example: string, tab: string): Promise<
   await page.locator(".red-ui-notification", { hasText: "Imported" }).waitFor({ state: "detached" });
 }
 
+/**
+ * Presses an inject node's button until the editor confirms the injection: a press while the
+ * runtime is still starting the deployed flows can go unheard.
+ */
+async function press(page: Page, id: string, name: string): Promise<void> {
+  const confirmed = page.locator(".red-ui-notification", { hasText: `Successfully injected: ${name}` });
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await page.locator(`[id="${id}"] .red-ui-flow-node-button`).click();
+    if (await confirmed.first().waitFor({ timeout: 3_000 }).then(() => true, () => false)) return;
+  }
+  throw new Error(`the editor never confirmed injecting ${name}`);
+}
+
 /** Deploys, and fails if the editor asks to confirm a deploy of nodes that are not properly configured. */
 async function deploy(page: Page): Promise<void> {
   // Earlier notifications close by themselves; wait, so that the one read below is this deploy's.
@@ -328,7 +341,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
 
     // A bad msg turns the node's status into a red ring saying what is wrong.
     await page.locator("#red-ui-workspace-tabs .red-ui-tab", { hasText: "S3 egress: error handling" }).click();
-    await page.locator(`[id="${BAD_INJECT_ID}"] .red-ui-flow-node-button`).click();
+    await press(page, BAD_INJECT_ID, "no device id");
     await page.locator(`[id="${BAD_EGRESS_ID}"] .red-ui-flow-node-status-ring-red`).waitFor();
     assert.equal(await page.locator(`[id="${BAD_EGRESS_ID}"] .red-ui-flow-node-status-label`).textContent(), "bad input: deviceId (msg.deviceId) is missing");
 
@@ -397,7 +410,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     await screenshotDialog(page, "#s3-egress-preview-result", "s3-egress-batch-preview.png");
     await page.locator("#node-dialog-ok").click();
     await deploy(page);
-    await page.locator('[id="e2e0000000000001"] .red-ui-flow-node-button').click();
+    await press(page, "e2e0000000000001", "send the batch");
 
     const key = await firstKey(s3, "e2e/batches/");
     assert.equal(key, rows.Key);
