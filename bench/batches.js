@@ -3,7 +3,8 @@
 //   ingest: 256-byte msgs from 64 devices appended (plain) to their open batches through the
 //           library (Batches), msgs/s;
 //   stream: one 1 GiB batch fed through a real Node-RED runtime (bench/runtime.js) in 1 MiB msgs
-//           at a steady pace, without waiting for done(); the process's RSS rise;
+//           at a steady pace, without waiting for done(); the process's RSS rise, with a fresh
+//           Buffer per msg and with one Buffer for all (the node's own share);
 //   open:   100,000 devices send one 100-byte msg each through the runtime, so 100,000 batches
 //           are open; the RSS they cost (after a full GC), plain and gzip.
 // The S3 endpoint is a minimal local HTTP server in a child process (so its memory is not
@@ -135,8 +136,12 @@ async function batchRuntime(endpoint, egress, countDone) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Streams one batch of `mebibytes` MiB in 1 MiB msgs, one every STREAM_PACE_MS, never waiting for done(). */
-async function benchStream(endpoint, report, { mebibytes = 1024 } = {}) {
+/**
+ * Streams one batch of `mebibytes` MiB in 1 MiB msgs, one every STREAM_PACE_MS, never waiting for
+ * done(). `fresh`: each msg brings a Buffer of its own, as one from a device would; else every msg
+ * carries the same Buffer, which leaves out the feed's own garbage.
+ */
+async function benchStream(endpoint, report, { mebibytes = 1024, fresh = true } = {}) {
   const { runtime, source, counts } = await batchRuntime(endpoint, {}, false);
   const fields = { streamGroup: "bench", stream: "telemetry", deviceId: "big", batchId: "1gib" };
   const template = Buffer.alloc(MiB, 7);
@@ -145,8 +150,7 @@ async function benchStream(endpoint, report, { mebibytes = 1024 } = {}) {
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 5);
   const started = Date.now();
   for (let index = 0; index < mebibytes; index++) {
-    // Each msg brings a Buffer of its own, as one from a device would.
-    source.send({ ...fields, payload: Buffer.from(template) });
+    source.send({ ...fields, payload: fresh ? Buffer.from(template) : template });
     await sleep(started + (index + 1) * STREAM_PACE_MS - Date.now());
   }
   source.send({ ...fields, complete: true });
@@ -218,11 +222,12 @@ function inChild(name, options) {
 }
 
 /**
- * { ingestMsgsPerSec, rssRiseMiB, objectBytes, requestsPerBatch, streamSeconds, open: { none, gzip } };
+ * { ingestMsgsPerSec, rssRiseMiB, rssRiseOneBufferMiB, objectBytes, requestsPerBatch, streamSeconds, open: { none, gzip } };
  * options: { ingestMessages, devices, batchMiB, openBatches }.
  */
 async function runBatchBench(options = {}) {
   const stream = await inChild("stream", { mebibytes: options.batchMiB });
+  const reused = await inChild("stream", { mebibytes: options.batchMiB, fresh: false });
   const ingest = await inChild("ingest", { messages: options.ingestMessages, devices: options.devices });
   // What open batches cost: 100,000 devices with one msg each, over the runtime's own cost of the
   // same msgs (one device, concatenation none: one batch that keeps no bytes).
@@ -232,7 +237,7 @@ async function runBatchBench(options = {}) {
     const one = await inChild("open", { msgs: options.openBatches, devices: 1, compression, concatenation: "none" });
     open[compression] = { ...many, rssCostMiB: many.rssRiseMiB - one.rssRiseMiB, heapCostMiB: many.heapRiseMiB - one.heapRiseMiB, oneDevice: one };
   }
-  return { ...ingest, ...stream, open };
+  return { ...ingest, ...stream, rssRiseOneBufferMiB: reused.rssRiseMiB, open };
 }
 
 module.exports = { runBatchBench };

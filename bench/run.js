@@ -283,6 +283,7 @@ async function main() {
         ? [
             ["ingest into open batches (library, 256 B msgs, plain)", `${fixed(batches.ingestMsgsPerSec)} msgs/s`],
             ["RSS rise while a 1 GiB batch streams through Node-RED (1 MiB msgs every 15 ms)", `${fixed(batches.rssRiseMiB, 1)} MiB in ${fixed(batches.streamSeconds, 1)} s`],
+            ["the same, every msg carrying one shared Buffer (without the feed's own garbage)", `${fixed(batches.rssRiseOneBufferMiB, 1)} MiB`],
             ["object bytes / requests per batch", `${batches.objectBytes} / ${batches.requestsPerBatch}`],
             ...["none", "gzip"].map((compression) => {
               const cost = batches.open[compression];

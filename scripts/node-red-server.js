@@ -12,8 +12,9 @@ const ROOT = path.join(__dirname, "..");
 /**
  * Starts `RED` (the node-red module to use) with its editor and admin API at "/" and HTTP nodes at
  * "/api", listening on 127.0.0.1:`port` (0 for a free one). Resolves with the port and a stop function.
+ * `settings` adds to (or replaces) the settings below, e.g. `adminAuth` for a secured editor.
  */
-async function startNodeRed(RED, { userDir, port, logLevel = "info" }) {
+async function startNodeRed(RED, { userDir, port, logLevel = "info", settings = {} }) {
   const app = express();
   const server = http.createServer(app);
   RED.init(server, {
@@ -29,6 +30,7 @@ async function startNodeRed(RED, { userDir, port, logLevel = "info" }) {
     editorTheme: { tours: false },
     // Nothing leaves 127.0.0.1: no version check, and no consent prompt in the editor.
     telemetry: { enabled: false, updateNotification: false },
+    ...settings,
   });
   app.use("/", RED.httpAdmin);
   app.use("/api", RED.httpNode);

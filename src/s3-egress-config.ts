@@ -29,6 +29,7 @@ export = function (RED: NodeAPI): void {
       contentType: (def.contentType ?? "").trim(),
     };
     this.bucket = bucket;
+    this.label = def.name || `${bucket} (${endpointHost(endpoint) ?? region})`;
     this.objectHeaders = {};
     this.contentType = objectSettings.contentType;
     // The config node owns the concurrency limits: its "auto" users share one, and the socket pool follows them.
@@ -58,13 +59,24 @@ export = function (RED: NodeAPI): void {
       this.error(this.problem);
       return;
     }
-    const sink = new S3Sink({
-      bucket,
-      region,
-      endpoint,
-      forcePathStyle: def.forcePathStyle === true,
-      credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: sessionToken || undefined } : undefined,
-    });
+    const sink = new S3Sink(
+      {
+        bucket,
+        region,
+        endpoint,
+        forcePathStyle: def.forcePathStyle === true,
+        credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: sessionToken || undefined } : undefined,
+        owner: `config node "${this.label}" (id ${this.id})`,
+      },
+      {
+        onClockSkew: (offsetMs) => {
+          const minutes = Math.round(Math.abs(offsetMs) / 60_000);
+          this.warn(RED._(offsetMs > 0 ? "s3-egress-config.warnings.clock-behind" : "s3-egress-config.warnings.clock-ahead", { minutes }));
+        },
+        // Once per config node, until credentials are found again: not once per msg.
+        onCredentialsMissing: (error) => this.error(error.message),
+      },
+    );
     this.sink = sink;
     // Nodes using the sink close at the same time as this one; they may still be finishing writes.
     this.on("close", (done: () => void) => {
@@ -88,6 +100,16 @@ export = function (RED: NodeAPI): void {
     },
   });
 };
+
+/** The host of an endpoint URL, as the editor labels the config node; undefined without an endpoint. */
+function endpointHost(endpoint: string): string | undefined {
+  if (!endpoint) return undefined;
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return endpoint;
+  }
+}
 
 function labelled(field: string, problem: string | undefined): string | undefined {
   return problem && `${field} ${problem}`;

@@ -55,6 +55,9 @@ export = function (RED: NodeAPI): void {
 
     let lastError: string | undefined;
     let retrying: string | undefined;
+    /** An S3 error as the status names it: its code, or for missing credentials the config node to fill in. */
+    const reasonOf = (error: Error & { code?: string }): string =>
+      error.code === "CredentialsProviderError" ? RED._("s3-egress.status.no-credentials", { config: config.label }) : (error.code ?? "");
     const writeStatus = (): NodeStatus & { text: string } => {
       const pending = writer.queued + writer.inFlight;
       const spooled = route.spooled;
@@ -63,6 +66,9 @@ export = function (RED: NodeAPI): void {
       if (retrying && pending > 0) return { fill: "yellow", shape: "ring", text: RED._(`s3-egress.status.retrying${variant}`, counts) };
       if (pending > 0 || spooled > 0) return { fill: "blue", shape: "dot", text: RED._(`s3-egress.status.writing${variant}`, counts) };
       if (lastError) return { fill: "red", shape: "ring", text: lastError };
+      // A clock S3 found off is corrected, but worth seeing until the machine's clock is set right.
+      const clockMinutes = Math.round(Math.abs(sink.clockOffsetMs) / 60_000);
+      if (clockMinutes > 0) return { fill: "green", shape: "dot", text: RED._("s3-egress.status.ok-clock", { count: writer.counts.written, minutes: clockMinutes }) };
       return { fill: "green", shape: "dot", text: RED._("s3-egress.status.ok", { count: writer.counts.written }) };
     };
     const status = new ThrottledStatus(node, (): NodeStatus => {
@@ -74,7 +80,7 @@ export = function (RED: NodeAPI): void {
     const limit = config.register(node, delivery.concurrency);
     const writer = new Writer(limit, delivery.retry, {
       onRetry: (error: S3Error) => {
-        retrying = error.code;
+        retrying = reasonOf(error);
         status.update();
       },
       onChange: () => {
@@ -92,7 +98,7 @@ export = function (RED: NodeAPI): void {
       },
       failed: (error: Error & { code?: string }) => {
         // Shown until the next success: an S3 error by its code, bad input by what is wrong with it.
-        if (error.name === "S3Error") lastError = RED._("s3-egress.status.error", { code: error.code ?? "" });
+        if (error.name === "S3Error") lastError = RED._("s3-egress.status.error", { code: reasonOf(error) });
         else if (error instanceof InputError) lastError = RED._("s3-egress.status.bad-input", { problem: error.message });
         else return;
         status.update();

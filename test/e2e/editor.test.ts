@@ -104,7 +104,7 @@ function invalidNodes(page: Page): Promise<string[]> {
 }
 
 /** The property lists of a node type's help as the help sidebar renders them. */
-async function renderedHelp(page: Page, type: string): Promise<{ properties: { name: string; type: string; description: string }[]; text: string }> {
+async function renderedHelp(page: Page, type: string): Promise<{ properties: { name: string; type: string; description: string }[]; looseTerms: string[]; text: string }> {
   await page.evaluate((helpType) => RED.sidebar.help.show(helpType), type);
   // The help sidebar nests .red-ui-help containers: the innermost holds the rendered help.
   const help = page.locator(".red-ui-help", { has: page.locator("dl.message-properties") }).last();
@@ -116,7 +116,11 @@ async function renderedHelp(page: Page, type: string): Promise<{ properties: { n
       description: term.nextElementSibling?.tagName === "DD" ? (term.nextElementSibling.textContent ?? "") : "",
     })),
   );
-  return { properties, text: await help.innerText() };
+  // Markdown's ": name (type) : description" syntax also fires inside a paragraph with colons and parentheses: loose terms.
+  const looseTerms = await help.locator("dt").evaluateAll((terms) =>
+    terms.filter((term) => !term.parentElement?.matches("dl.message-properties")).map((term) => term.parentElement?.textContent ?? ""),
+  );
+  return { properties, looseTerms, text: await help.innerText() };
 }
 
 /** Screenshots the open edit tray from its title down to the end of `content` (for the README). */
@@ -366,6 +370,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
       for (const property of help.properties) assert.ok(property.type && property.description, `${property.name} has a type and a description`);
       // Markdown's ": name (type) : description" syntax, where it did not apply, shows as raw text.
       assert.doesNotMatch(help.text, /(^|\n): /);
+      assert.deepEqual(help.looseTerms, []);
     }
   });
 

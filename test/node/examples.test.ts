@@ -83,6 +83,11 @@ describe("examples", function () {
     }
   });
 
+  it("are each listed in the README's example table", () => {
+    const readme = readFileSync(path.join(EXAMPLES, "..", "README.md"), "utf8");
+    for (const file of examples.keys()) assert.match(readme, new RegExp(`^\\| \`${file.replace(/\.json$/, "")}\` \\|`, "m"), file);
+  });
+
   it("each say their first step, in a comment and in the tab's info: open the s3-egress node's bucket configuration", () => {
     for (const [file, flow] of examples) {
       const egress = flow.find((node) => node.type === "s3-egress")!;

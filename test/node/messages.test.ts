@@ -152,6 +152,7 @@ describe(`s3-egress, Messages route, against ${S3_UNDER_TEST}`, function () {
       ["parent segment", { batchId: ".." }, /batchId \(msg\.batchId\) may not be "\.\."/],
       ["slash in a segment", { deviceId: "a/b" }, /deviceId \(msg\.deviceId\) may not contain "\/"/],
       ["control character", { messageId: "m\u0007" }, /messageId \(msg\.messageId\) may not contain control characters/],
+      ["lone surrogate (a string cut inside an emoji)", { deviceId: "robot-\ud83d" }, /deviceId \(msg\.deviceId\) contains a lone UTF-16 surrogate \(U\+D83D\), which is not text/],
       ["object as a field", { deviceId: { id: 1 } }, /deviceId \(msg\.deviceId\) must be a string or a number/],
       ["key over 1,024 bytes", { messageId: "x".repeat(1000) }, /key is 1048 UTF-8 bytes long, over the S3 limit of 1024/],
       ["workspace id that is not a GUID", { workspaceId: "ws-1" }, /workspaceId \(msg\.workspaceId\) "ws-1" is not a GUID/],

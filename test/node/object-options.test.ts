@@ -138,6 +138,8 @@ describe("object options: the requests they produce and what S3 stores", functio
       ["storage class that is not a string", { storageClass: { class: "GLACIER" } }, /msg\.storageClass must be a string, not object/],
       ["Cache-Control with a line break", { cacheControl: "no-cache\r\nx-amz-acl: public-read" }, /msg\.cacheControl ".*" is not a Cache-Control value/s],
       ["Cache-Control that is not a string", { cacheControl: 3600 }, /msg\.cacheControl must be a string, not number/],
+      ["Cache-Control with a non-breaking space", { cacheControl: "max-age=60,\u00a0public" }, /msg\.cacheControl ".*" may contain only printable ASCII characters, not U\+00A0 at position 12/],
+      ["Cache-Control with a quoted umlaut", { cacheControl: 'private="Zürich"' }, /msg\.cacheControl ".*" may contain only printable ASCII characters, not U\+00FC at position 11/],
     ];
     for (const [name, change, pattern] of cases) {
       it(name, async () => {
@@ -159,6 +161,8 @@ describe("object options: the requests they produce and what S3 stores", functio
       [{ serverSideEncryption: "AES256", kmsKeyId: KEY_ARN }, /kmsKeyId is only used with serverSideEncryption aws:kms/],
       [{ cacheControl: "max-age=" }, /cacheControl "max-age=" is not a Cache-Control value/],
       [{ contentType: "csv" }, /contentType "csv" is not a media type/],
+      [{ cacheControl: "max-age=60,\u00a0public" }, /cacheControl ".*" may contain only printable ASCII characters, not U\+00A0/],
+      [{ contentType: 'text/plain; title="Grüße"' }, /contentType ".*" may contain only printable ASCII characters, not U\+00FC/],
     ];
     for (const [configProps, pattern] of cases) {
       it(JSON.stringify(configProps), async () => {

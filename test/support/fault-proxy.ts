@@ -3,8 +3,14 @@ import type { AddressInfo, Socket } from "node:net";
 
 /** What the proxy does with a request a rule matches. */
 export type FaultAction =
-  /** Answer with an S3 error document, without forwarding. */
-  | { kind: "error"; status: number; code: string }
+  /** Answer with an S3 error document (and extra headers), without forwarding. */
+  | { kind: "error"; status: number; code: string; headers?: Record<string, string> }
+  /** Answer 500 with an error document that never ends (until the client hangs up), without forwarding. */
+  | { kind: "endless-error" }
+  /** Answer a redirect to the same path on another origin, without forwarding. */
+  | { kind: "redirect"; status: number; origin: string }
+  /** Behave as an S3 whose clock is `offsetMs` ahead: refuse requests signed more than 15 minutes off it, forward the others. */
+  | { kind: "skewed-clock"; offsetMs: number }
   /** Destroy the connection after the first bytes of the body, without forwarding. */
   | { kind: "reset-before" }
   /** Forward (the object is written), then destroy the connection instead of answering. */
@@ -24,6 +30,8 @@ export interface FaultRule {
   every?: number;
   /** How many requests the rule applies to; unlimited when absent. */
   times?: number;
+  /** Only requests whose headers pass this test. */
+  when?: (headers: http.IncomingHttpHeaders) => boolean;
 }
 
 export interface SeenRequest {
@@ -32,6 +40,19 @@ export interface SeenRequest {
   headers: http.IncomingHttpHeaders;
   /** What the proxy did: "forwarded", an action kind, or "conditional-412". */
   outcome: string;
+}
+
+/** How far a request's x-amz-date may be from S3's clock. */
+const SKEW_LIMIT_MS = 15 * 60 * 1000;
+
+/** An x-amz-date (20130524T000000Z) in ms since the epoch; NaN when absent or malformed. */
+function amzDateMs(value: string | string[] | undefined): number {
+  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(String(value));
+  return match ? Date.UTC(+match[1], +match[2] - 1, +match[3], +match[4], +match[5], +match[6]) : Number.NaN;
+}
+
+function amzDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, "");
 }
 
 /** Requests the proxy serves before it refuses everything, so a runaway loop ends by itself. */
@@ -49,6 +70,8 @@ export class FaultProxy {
   conditionalWrites = false;
   /** Most connections open at once, to check the socket pool bound. */
   peakConnections = 0;
+  /** Bytes of each endless error body the proxy got out before the client hung up. */
+  readonly endlessBytes: number[] = [];
   private rules: (FaultRule & { matched: number; applied: number })[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly lifetime: NodeJS.Timeout;
@@ -135,16 +158,42 @@ export class FaultProxy {
       response.writeHead(503).end();
       return;
     }
-    const action = this.pick(key);
+    const action = this.pick(key, request.headers);
     switch (action?.kind) {
       case "error":
         record(`${action.status} ${action.code}`);
         request.resume();
         request.on("end", () => {
-          response.writeHead(action.status, { "content-type": "application/xml" });
+          response.writeHead(action.status, { "content-type": "application/xml", ...action.headers });
           response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${action.code}</Code><Message>injected by the fault proxy</Message></Error>`);
         });
         return;
+      case "endless-error":
+        record("endless-error");
+        request.resume();
+        request.on("end", () => this.answerEndlessly(response));
+        return;
+      case "redirect":
+        record(`${action.status} redirect`);
+        request.resume();
+        request.on("end", () => response.writeHead(action.status, { location: action.origin + (request.url ?? "/"), "content-length": "0" }).end());
+        return;
+      case "skewed-clock": {
+        const serverNow = Date.now() + action.offsetMs;
+        const signedAt = amzDateMs(request.headers["x-amz-date"]);
+        if (Math.abs(signedAt - serverNow) <= SKEW_LIMIT_MS) {
+          // s3rver checks the time against the real clock (and no signature): tell it the time in its terms.
+          request.headers["x-amz-date"] = amzDate(signedAt - action.offsetMs);
+          break;
+        }
+        record("403 RequestTimeTooSkewed");
+        request.resume();
+        request.on("end", () => {
+          response.writeHead(403, { "content-type": "application/xml", date: new Date(serverNow).toUTCString() });
+          response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message></Error>`);
+        });
+        return;
+      }
       case "reset-before":
         record("reset-before");
         request.once("data", () => request.socket.destroy());
@@ -168,14 +217,31 @@ export class FaultProxy {
         record("reset-after");
         this.forward(request, response, url, true);
         return;
-      default:
-        this.forwardConditionally(request, response, url, key, record);
     }
+    this.forwardConditionally(request, response, url, key, record);
   }
 
-  private pick(key: string): FaultAction | undefined {
+  /** 500 and an error document whose padding goes on while the client reads, counting what got out. */
+  private answerEndlessly(response: http.ServerResponse): void {
+    let sent = 0;
+    const padding = Buffer.alloc(64 * 1024, " ");
+    response.writeHead(500, { "content-type": "application/xml" });
+    response.write(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>endless</Message>`);
+    const pump = () => {
+      while (!response.destroyed && response.write(padding)) sent += padding.length;
+    };
+    response.on("drain", () => {
+      sent += padding.length;
+      pump();
+    });
+    response.on("close", () => this.endlessBytes.push(sent));
+    pump();
+  }
+
+  private pick(key: string, headers: http.IncomingHttpHeaders): FaultAction | undefined {
     for (const rule of this.rules) {
       if (rule.keyPrefix !== undefined && !key.startsWith(rule.keyPrefix)) continue;
+      if (rule.when && !rule.when(headers)) continue;
       if (rule.times !== undefined && rule.applied >= rule.times) continue;
       rule.matched++;
       if (rule.every !== undefined && rule.matched % rule.every !== 0) continue;

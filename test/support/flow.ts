@@ -149,6 +149,17 @@ export class EgressFlow {
     helper.log().resetHistory();
   }
 
+  /** What the nodes of the flow logged at `level` (the config node's notices among them), as text. */
+  logged(level: "warn" | "error"): { id: string; msg: string }[] {
+    // Node-RED's log levels, which the helper's spy also carries as spy.WARN / spy.ERROR.
+    const wanted = level === "warn" ? 30 : 20;
+    const spy = helper.log();
+    return (spy.args as [{ level: number; id: string; msg: unknown }][])
+      .map(([entry]) => entry)
+      .filter((entry) => entry.level === wanted)
+      .map((entry) => ({ id: entry.id, msg: entry.msg instanceof Error ? entry.msg.message : String(entry.msg) }));
+  }
+
   /** Resolves with the first output msg, already sent or still to come, that passes `test`. */
   output(test: (msg: Msg) => boolean): Promise<Msg> {
     const seen = this.outputs.find(test);

@@ -1,5 +1,5 @@
 // A Node-RED runtime (NODE_RED_RUNTIME) for one user directory, run as its own process
-// (`node node-red-process.js <userDir>`) so it shares nothing with the test helper's runtime.
+// (`node node-red-process.js <userDir> [settings JSON]`) so it shares nothing with the test helper's runtime.
 // Prints `listening <port>` once started on 127.0.0.1 and a free port; stops on SIGTERM.
 import path from "node:path";
 import { NODE_RED_RUNTIME } from "./runtime";
@@ -9,10 +9,11 @@ interface RunningNodeRed {
   stop(): Promise<void>;
 }
 const { startNodeRed } = require(path.join(__dirname, "..", "..", "scripts", "node-red-server.js")) as {
-  startNodeRed(RED: unknown, options: { userDir: string; port: number; logLevel?: string }): Promise<RunningNodeRed>;
+  startNodeRed(RED: unknown, options: { userDir: string; port: number; logLevel?: string; settings?: Record<string, unknown> }): Promise<RunningNodeRed>;
 };
 
-startNodeRed(require(NODE_RED_RUNTIME), { userDir: process.argv[2], port: 0, logLevel: "warn" }).then(
+const settings = process.argv[3] ? (JSON.parse(process.argv[3]) as Record<string, unknown>) : {};
+startNodeRed(require(NODE_RED_RUNTIME), { userDir: process.argv[2], port: 0, logLevel: "warn", settings }).then(
   (red) => {
     process.stdout.write(`listening ${red.port}\n`);
     process.once("SIGTERM", () => {

@@ -23,9 +23,9 @@ export interface NodeRedProcess {
   stop(): Promise<void>;
 }
 
-/** Starts Node-RED for `userDir` in a child process on 127.0.0.1 and a free port. */
-export function startNodeRedProcess(userDir: string): Promise<NodeRedProcess> {
-  const child = spawn(process.execPath, [path.join(__dirname, "node-red-process.js"), userDir], { stdio: ["ignore", "pipe", "pipe"] });
+/** Starts Node-RED for `userDir` in a child process on 127.0.0.1 and a free port, with `settings` added to the usual ones. */
+export function startNodeRedProcess(userDir: string, settings: Record<string, unknown> = {}): Promise<NodeRedProcess> {
+  const child = spawn(process.execPath, [path.join(__dirname, "node-red-process.js"), userDir, JSON.stringify(settings)], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer) => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bucketProblem, endpointPath, endpointProblem, regionProblem } from "../../nodes/lib/core/rules";
+import { bucketProblem, cacheControlProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem } from "../../nodes/lib/core/rules";
 import { absentMeansDefault, absentProperties } from "../../nodes/lib/core/saved-properties";
 import { decodeHeaderValue, encodeHeaderValue } from "../../nodes/lib/core/rfc2047";
 import { MessageIdGenerator, utcDate } from "../../nodes/lib/core/ids";
@@ -53,6 +53,23 @@ describe("saved properties (flows saved before a property existed)", () => {
   it("list the absent properties with their defaults, for the dialog to fill in", () => {
     assert.deepEqual(absentProperties({ name: "n", sink: "abc" }, definitions()), [["idleTimeout", 0]]);
     assert.deepEqual(absentProperties({ name: "n", idleTimeout: 5, sink: "" }, definitions()), []);
+  });
+});
+
+describe("text that cannot travel as it is", () => {
+  it("refuses header values beyond ASCII, naming the character, and keeps accepting ASCII ones", () => {
+    assert.equal(cacheControlProblem("max-age=60, public"), undefined);
+    assert.equal(contentTypeProblem('text/csv; header="present"'), undefined);
+    assert.equal(cacheControlProblem("max-age=60,\u00a0public"), '"max-age=60,\u00a0public" may contain only printable ASCII characters, not U+00A0 at position 12');
+    assert.match(cacheControlProblem('no-cache="x\u007f"')!, /not U\+007F at position 12/);
+    assert.match(contentTypeProblem("text/plain; name=\"😀\"")!, /not U\+1F600 at position 19/);
+  });
+
+  it("refuses key segments with a lone surrogate, and keeps whole emoji", () => {
+    assert.equal(segmentProblem("sensor-😀"), undefined);
+    assert.match(segmentProblem("sensor-\ud83d")!, /lone UTF-16 surrogate \(U\+D83D\)/);
+    assert.match(segmentProblem("\ude00-tail")!, /lone UTF-16 surrogate \(U\+DE00\)/);
+    assert.match(pathProblem("ok/\ud800x")!, /^segment ".*" contains a lone UTF-16 surrogate/);
   });
 });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { decodeRecord, encodeRecord, scanSegment, Spool, type SpooledWrite, type SpoolProblem } from "../../nodes/lib/delivery/spool";
@@ -85,6 +85,26 @@ describe("Spool on disk", () => {
     const next = await spool.append(write(4));
     assert.equal(path.basename(next.segment.file), "000000000004.seg", "numbering continues after what is on disk");
     await spool.close();
+  });
+
+  it("keeps device data private: directories 0700 and segment files 0600 whatever the umask, an older open spool closed to others", async () => {
+    const older = path.join(directory, "older");
+    mkdirSync(older, { mode: 0o755 });
+    chmodSync(older, 0o755);
+    const fresh = path.join(directory, "spool", "node-id");
+    const previousUmask = process.umask(0o000);
+    try {
+      for (const spoolDirectory of [older, fresh]) {
+        const spool = await Spool.open(spoolDirectory, () => undefined);
+        const entry = await spool.append(write(1));
+        assert.equal(statSync(spoolDirectory).mode & 0o777, 0o700, spoolDirectory);
+        assert.equal(statSync(entry.segment.file).mode & 0o777, 0o600, entry.segment.file);
+        await spool.close();
+      }
+      assert.equal(statSync(path.join(directory, "spool")).mode & 0o777, 0o700, "the parent made for it too");
+    } finally {
+      process.umask(previousUmask);
+    }
   });
 
   it("releaseAll names records of a segment still in use in released.log, so a reopen never takes them again", async () => {

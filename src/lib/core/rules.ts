@@ -7,6 +7,11 @@ export const MAX_KEY_BYTES = 1024;
 export const MAX_METADATA_BYTES = 2048;
 
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+// A UTF-16 surrogate without its partner: no character at all, so it has no UTF-8 form for a key.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// Beyond ASCII in an HTTP header value: Node.js sends such characters as Latin-1 bytes while SigV4
+// hashes them as UTF-8, so S3 would refuse the signature (control characters fail the grammar checks).
+const NOT_ASCII = /[\u007f-\u{10ffff}]/u;
 const GUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 const IP_ADDRESS = /^\d{1,3}(\.\d{1,3}){3}$/;
 
@@ -20,7 +25,21 @@ export function segmentProblem(segment: string): string | undefined {
   if (segment === "." || segment === "..") return `may not be "${segment}"`;
   if (segment.includes("/")) return 'may not contain "/"';
   if (CONTROL_CHARACTERS.test(segment)) return "may not contain control characters";
+  const surrogate = LONE_SURROGATE.exec(segment);
+  if (surrogate) return `contains a lone UTF-16 surrogate (${codePoint(surrogate[0])}), which is not text: check how the value was cut or decoded`;
   return undefined;
+}
+
+/** "U+00A0": how a character is named in errors, so invisible ones can be found. */
+function codePoint(character: string): string {
+  return `U+${(character.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/** Why `value` cannot be sent as an HTTP header value as it is, or undefined when it can. */
+function headerTextProblem(value: string): string | undefined {
+  const outside = NOT_ASCII.exec(value);
+  if (!outside) return undefined;
+  return `may contain only printable ASCII characters, not ${codePoint(outside[0])} at position ${outside.index + 1}`;
 }
 
 /** Why `path` cannot be a key prefix, or undefined when it can. Empty segments are dropped, not refused. */
@@ -142,12 +161,16 @@ export function storageClassProblem(value: string): string | undefined {
 
 /** Why `value` is not a Cache-Control header value, or undefined when it is one or empty (none sent). */
 export function cacheControlProblem(value: string): string | undefined {
+  const text = headerTextProblem(value);
+  if (text) return `"${value}" ${text}`;
   if (value === "" || CACHE_CONTROL.test(value)) return undefined;
   return `"${value}" is not a Cache-Control value (comma-separated directives such as "max-age=3600, public")`;
 }
 
 /** Why `value` is not a media type for Content-Type, or undefined when it is one or empty (derived from the payload). */
 export function contentTypeProblem(value: string): string | undefined {
+  const text = headerTextProblem(value);
+  if (text) return `"${value}" ${text}`;
   if (value === "" || MEDIA_TYPE.test(value)) return undefined;
   return `"${value}" is not a media type (such as "application/json" or "text/csv; charset=utf-8")`;
 }

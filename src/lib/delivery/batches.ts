@@ -32,7 +32,7 @@ const STREAM_AFTER_BYTES = 64 * 1024;
 /** Text payloads are held as a string (no Buffer object to pay for) until the batch holds this many characters. */
 const TEXT_HELD_CHARS = 1024;
 /** Batch keys written in this run, remembered to give a batch re-opened under one of them a continuation key. */
-const WRITTEN_KEYS_REMEMBERED = 100_000;
+const WRITTEN_KEYS_REMEMBERED = 10_000;
 /** Continuation keys tried after S3 refused a batch key as existing (If-None-Match), before giving up. */
 const MAX_KEY_PROBES = 100;
 
@@ -287,7 +287,8 @@ export class Batches {
       if (piece.body === undefined) throw new InputError("msg.complete", `is true, but batch ${this.keyOf(fields)} has no open messages`);
       if (batch !== undefined) this.finish(batch, "new-batch-id");
       else if (this.open.size >= this.settings.maxOpenBatches) {
-        if (this.settings.atOpenLimit === "reject") throw new OpenBatchesFullError(this.settings.maxOpenBatches, this.keyOf(fields));
+        // A replay never refuses what was acknowledged (the limit may have been lowered since): it makes room.
+        if (this.settings.atOpenLimit === "reject" && !this.replaying) throw new OpenBatchesFullError(this.settings.maxOpenBatches, this.keyOf(fields));
         this.finish(this.open.values().next().value!, "open-limit");
       }
       batch = this.openBatch(fields, piece, msg.contentType, msg.arrival);

@@ -73,6 +73,9 @@ const HEADER_BYTES = 12;
 const SEGMENT_BYTES = 8 * 1024 * 1024;
 const SEGMENT_SUFFIX = ".seg";
 const TEMP_SUFFIX = ".tmp";
+/** Device data on disk: readable by the Node-RED user only, whatever the umask. */
+const PRIVATE_DIRECTORY = 0o700;
+const PRIVATE_FILE = 0o600;
 /**
  * Records released while other records of their segment are still outstanding, one
  * "<segment file> <offset>" a line: read at open so they are never taken again (see releaseAll).
@@ -164,7 +167,9 @@ export class Spool {
    */
   static async open(directory: string, onProblem: (problem: SpoolProblem) => void, options: SpoolOptions = {}): Promise<Spool> {
     const spool = new Spool(directory);
-    await fs.mkdir(directory, { recursive: true });
+    await fs.mkdir(directory, { recursive: true, mode: PRIVATE_DIRECTORY });
+    // A spool made by an older version (or under a lax umask) holds device data too: close it to others.
+    await fs.chmod(directory, PRIVATE_DIRECTORY);
     const released = await readReleasedLog(directory);
     const names = (await fs.readdir(directory)).sort();
     const kept: string[] = [];
@@ -179,8 +184,9 @@ export class Spool {
       const scanned = scanSegment(data);
       for (const problem of scanned.problems) onProblem({ file, offset: problem.offset, problem: problem.problem });
       if (scanned.problems.length > 0) {
-        await fs.mkdir(path.join(directory, "damaged"), { recursive: true });
+        await fs.mkdir(path.join(directory, "damaged"), { recursive: true, mode: PRIVATE_DIRECTORY });
         await fs.copyFile(file, path.join(directory, "damaged", name));
+        await fs.chmod(path.join(directory, "damaged", name), PRIVATE_FILE);
       }
       const records = scanned.records.filter((record) => !released.lines.has(`${name} ${record.offset}`));
       if (records.length === 0) {
@@ -386,7 +392,7 @@ async function rewriteReleasedLog(directory: string, lines: string[]): Promise<v
 }
 
 async function appendDurably(file: string, text: string): Promise<void> {
-  const handle = await fs.open(file, "a");
+  const handle = await fs.open(file, "a", PRIVATE_FILE);
   try {
     await handle.writeFile(text);
     await handle.sync();
@@ -397,7 +403,7 @@ async function appendDurably(file: string, text: string): Promise<void> {
 
 /** Writes a file so that after a crash it is either complete or absent: temporary file, fsync, rename, directory fsync. */
 async function writeDurably(file: string, chunks: Buffer[], temporary = file.slice(0, -SEGMENT_SUFFIX.length) + TEMP_SUFFIX): Promise<void> {
-  const handle = await fs.open(temporary, "w");
+  const handle = await fs.open(temporary, "w", PRIVATE_FILE);
   try {
     await handle.writeFile(Buffer.concat(chunks));
     await handle.sync();

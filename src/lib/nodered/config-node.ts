@@ -7,6 +7,8 @@ export type SinkConfigCredentials = Partial<Credentials>;
 /** What an s3-egress node sees of its s3-egress-config node. */
 export interface SinkConfigNode extends Node<SinkConfigCredentials> {
   bucket: string;
+  /** As the editor labels it: its name, or bucket and region (or endpoint host). */
+  label: string;
   /** Why the configuration cannot be used, or undefined when it can. */
   problem?: string;
   /** The shared connection; undefined when `problem` is set. */

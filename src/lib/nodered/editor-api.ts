@@ -19,7 +19,10 @@ import { sourceLabel, type TypedValue } from "./fields";
  * - GET  /s3-egress/saved-properties.js: core/saved-properties.js the same way, as
  *   `window.S3EgressSavedProperties` (absent properties of saved flows read as their defaults).
  * - POST /s3-egress/preview: the key, metadata and Content-Type a node's settings would give a
- *   sample msg, computed by the same core functions the runtime uses.
+ *   sample msg, computed by the same core functions the runtime uses. It evaluates the node's
+ *   sources, `env` and JSONata (`$env()` too) among them, so it needs the permission to change
+ *   flows (s3-egress.write), not just to read them; and it is bounded in size and time, as it runs
+ *   inside the runtime.
  */
 export function registerEditorApi(RED: NodeAPI): void {
   for (const [module, global] of [
@@ -31,7 +34,12 @@ export function registerEditorApi(RED: NodeAPI): void {
       res.type("application/javascript").send(script);
     });
   }
-  RED.httpAdmin.post("/s3-egress/preview", RED.auth.needsPermission("s3-egress.read"), (req: Request, res: Response) => {
+  RED.httpAdmin.post("/s3-egress/preview", RED.auth.needsPermission("s3-egress.write"), (req: Request, res: Response) => {
+    const bytes = Buffer.byteLength(JSON.stringify(req.body ?? {}));
+    if (bytes > MAX_PREVIEW_BYTES) {
+      res.json({ field: "msg", error: `the preview takes settings and sample msgs of at most ${MAX_PREVIEW_BYTES / 1024} KiB, not ${Math.ceil(bytes / 1024)} KiB` });
+      return;
+    }
     previewOf(RED, req.body as PreviewRequest).then((preview) => res.json(preview));
   });
 }
@@ -106,11 +114,31 @@ async function storedObject(input: RouteInput, settings: Record<string, unknown>
   return { contentType: body.contentType, bytes: body.bytes.length };
 }
 
+/** What one preview may send: a dialog's settings and a few sample msgs fit many times over. */
+const MAX_PREVIEW_BYTES = 256 * 1024;
+/** How long the JSONata of one field may run: the runtime does nothing else meanwhile. */
+const JSONATA_LIMIT_MS = 250;
+
+const JSONATA_ENTRY_HOOKS: (string | symbol)[] = [Symbol.for("jsonata.__evaluate_entry"), "__evaluate_entry"];
+
 /** Node-RED evaluates a property without a node too: env then reads the process environment, jsonata has no context. */
 const NO_NODE = null as unknown as Node;
 
 function evaluate(RED: NodeAPI, { value, type }: TypedValue, msg: Record<string, unknown>): Promise<unknown> {
-  return new Promise((resolve, reject) =>
-    RED.util.evaluateNodeProperty(value, type, NO_NODE, msg as NodeMessage, (error, result) => (error ? reject(error) : resolve(result))),
-  );
+  return new Promise((resolve, reject) => {
+    const settle = (error: Error | null, result: unknown) => (error ? reject(error) : resolve(result));
+    if (type !== "jsonata") {
+      RED.util.evaluateNodeProperty(value, type, NO_NODE, msg as NodeMessage, settle);
+      return;
+    }
+    // JSONata calls this hook at every step of its evaluation: a loop over millions of elements stops at the limit.
+    const expression = RED.util.prepareJSONataExpression(value, NO_NODE);
+    const started = Date.now();
+    const checkTime = () => {
+      if (Date.now() - started > JSONATA_LIMIT_MS) throw new Error(`the JSONata expression ran longer than the preview's ${JSONATA_LIMIT_MS} ms: ${value}`);
+    };
+    // The hook's name: a symbol in the JSONata Node-RED bundles now, a string in older ones.
+    for (const name of JSONATA_ENTRY_HOOKS) expression.assign(name as string, checkTime);
+    RED.util.evaluateJSONataExpression(expression, msg as NodeMessage, settle);
+  });
 }

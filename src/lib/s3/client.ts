@@ -8,6 +8,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { S3Error, fromSdkError } from "./errors";
+import { agentFor } from "./proxy";
 import { RequestSigner, canonicalQuery, uriEncode } from "./sigv4";
 
 export interface Credentials {
@@ -24,6 +25,9 @@ export interface SinkSettings {
   forcePathStyle: boolean;
   /** Static keys; undefined selects the AWS default credential chain. */
   credentials?: Credentials;
+  /** How errors the user must act on name the config node, e.g. `config node "iot (eu-central-1)" (id 6f1d0c2a)`. */
+  owner?: string;
+  timing?: Partial<SinkTiming>;
 }
 
 export interface ObjectOptions {
@@ -55,8 +59,56 @@ interface Target {
   basePath: string;
 }
 
-/** Idle time after which a request without progress is given up (and retried by the writer). */
-const SOCKET_TIMEOUT_MS = 30_000;
+/** How long requests may take; the defaults suit S3 over any uplink, tests shorten them. */
+export interface SinkTiming {
+  /** Time without progress after which a request is given up (and retried by the writer). */
+  idleMs: number;
+  /** Every data request's overall deadline: this, plus the body's time at `slowBytesPerSecond`. */
+  deadlineMs: number;
+  slowBytesPerSecond: number;
+  /** Overall deadline of the SDK's calls (CompleteMultipartUpload of a large object may take minutes). */
+  sdkDeadlineMs: number;
+  /** While the default credential chain finds nothing, it is asked again at most this often. */
+  credentialsRetryMs: number;
+}
+
+export const DEFAULT_TIMING: SinkTiming = {
+  idleMs: 30_000,
+  deadlineMs: 60_000,
+  slowBytesPerSecond: 32 * 1024,
+  sdkDeadlineMs: 300_000,
+  credentialsRetryMs: 10_000,
+};
+
+/** What the owner of a sink hears about: things to tell the user once, not per request. */
+export interface SinkEvents {
+  /** This machine's clock differs from S3's by `offsetMs` (positive: S3 is ahead); requests are now signed with S3's time. */
+  onClockSkew?(offsetMs: number): void;
+  /** The default credential chain found no credentials (reported once, until it finds some again). */
+  onCredentialsMissing?(error: S3Error): void;
+}
+
+/** Of an error answer only this much is read: <Code> and <Message> come first; the rest goes with the connection. */
+const MAX_ERROR_BODY_BYTES = 4096;
+/** 307 Temporary Redirects followed per request (S3 sends them while a new bucket's DNS name propagates). */
+const MAX_REDIRECTS = 3;
+/** Answers saying the request time is too far from S3's. */
+const CLOCK_SKEW_CODES = new Set(["RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"]);
+/** Answers saying temporary credentials have expired. */
+const EXPIRED_TOKEN_CODES = new Set(["ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"]);
+/** S3 allows 15 minutes; a smaller difference than this (Date headers have whole seconds) is no reason to move the signing clock. */
+const CLOCK_RESOLUTION_MS = 10_000;
+
+type CredentialChain = (options?: { forceRefresh?: boolean }) => Promise<Credentials>;
+
+/** An answer that is not 2xx: its status, headers and the first bytes of its body. */
+interface ErrorAnswer {
+  statusCode: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+type Exchange = { statusCode: number; headers: http.IncomingHttpHeaders } | { error: ErrorAnswer };
 
 /**
  * One S3 connection for one config node. PutObject and UploadPart, which carry the data,
@@ -65,19 +117,38 @@ const SOCKET_TIMEOUT_MS = 30_000;
  * multipart control calls (create, complete, abort) go through the SDK client, which also
  * supplies the default credential chain. Each data request is signed with the SHA-256 of its
  * body, which S3 verifies, so no other checksum is sent and S3-compatible stores need none.
+ * Both paths honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY, share one clock offset to S3 (learnt
+ * from a RequestTimeTooSkewed answer) and give every request an overall deadline.
  */
 export class S3Sink {
   readonly bucket: string;
+  private readonly region: string;
+  /** Names the config node in errors the user must act on. */
+  private readonly owner: string;
   private readonly sdk: S3Client;
   private readonly signer: RequestSigner;
   /** Static keys, or the SDK's (memoised, refreshing) default credential chain. */
-  private readonly credentials: Credentials | (() => Promise<Credentials>);
+  private readonly credentials: Credentials | CredentialChain;
+  /** While the default chain finds nothing: its error, until when it is not asked again, whether the user was told. */
+  private credentialsMissing: { error: S3Error; until: number } | undefined;
+  private credentialsMissingReported = false;
+  private clockOffset = 0;
   private readonly target: Target;
   private readonly agent: http.Agent;
-  private readonly transport: typeof http | typeof https;
+  private readonly sdkAgent: http.Agent;
+  private readonly timing: SinkTiming;
 
-  constructor(settings: SinkSettings) {
+  constructor(
+    settings: SinkSettings,
+    private readonly events: SinkEvents = {},
+  ) {
     this.bucket = settings.bucket;
+    this.region = settings.region;
+    this.owner = settings.owner ?? "the s3-egress-config node";
+    this.timing = { ...DEFAULT_TIMING, ...settings.timing };
+    this.target = resolveTarget(settings);
+    const endpointUrl = new URL(`${this.target.protocol}//${this.target.host}/`);
+    this.sdkAgent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16 });
     this.sdk = new S3Client({
       region: settings.region,
       endpoint: settings.endpoint || undefined,
@@ -87,18 +158,22 @@ export class S3Sink {
       maxAttempts: 1,
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
+      requestHandler: { httpAgent: this.sdkAgent, httpsAgent: this.sdkAgent, requestTimeout: this.timing.idleMs },
     });
     this.signer = new RequestSigner(settings.region);
-    this.credentials = settings.credentials ?? this.sdk.config.credentials;
-    this.target = resolveTarget(settings);
-    this.transport = this.target.protocol === "https:" ? https : http;
-    const AgentClass = this.target.protocol === "https:" ? https.Agent : http.Agent;
-    this.agent = new AgentClass({ keepAlive: true, maxSockets: 16, scheduling: "lifo" });
+    this.credentials = settings.credentials ?? (this.sdk.config.credentials as CredentialChain);
+    this.agent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16, scheduling: "lifo" });
   }
 
-  /** Sizes the socket pool to the writes in flight of every node using this sink. */
+  /** Sizes the socket pools to the writes in flight of every node using this sink (each may be an SDK call). */
   setMaxSockets(count: number): void {
     this.agent.maxSockets = Math.max(1, count);
+    this.sdkAgent.maxSockets = Math.max(1, count);
+  }
+
+  /** How far S3's clock is ahead of this machine's (negative: behind), as last learnt; 0 until S3 complained. */
+  get clockOffsetMs(): number {
+    return this.clockOffset;
   }
 
   async putObject(key: string, body: Buffer, options: ObjectOptions): Promise<WriteResult> {
@@ -112,15 +187,16 @@ export class S3Sink {
   }
 
   async createMultipartUpload(key: string, options: ObjectOptions): Promise<string> {
-    const output = await this.callSdk((sdk) =>
+    const output = await this.callSdk((sdk, sendOptions) =>
       sdk.send(
         new CreateMultipartUploadCommand({
-        Bucket: this.bucket,
-        Key: key,
-        ContentType: options.contentType,
-        Metadata: options.metadata,
+          Bucket: this.bucket,
+          Key: key,
+          ContentType: options.contentType,
+          Metadata: options.metadata,
           ...sdkObjectOptions(options.headers ?? {}),
         }),
+        sendOptions,
       ),
     );
     if (!output.UploadId) throw new S3Error("MalformedResponse", "CreateMultipartUpload returned no UploadId", 200, true);
@@ -129,35 +205,57 @@ export class S3Sink {
 
   /** `ifNoneMatch`: S3 answers 412 instead of completing when the key holds an object already. */
   async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], ifNoneMatch = false): Promise<WriteResult> {
-    const output = await this.callSdk((sdk) =>
+    const output = await this.callSdk((sdk, sendOptions) =>
       sdk.send(
         new CompleteMultipartUploadCommand({
-        Bucket: this.bucket,
-        Key: key,
-        UploadId: uploadId,
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
           MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: part.etag })) },
           IfNoneMatch: ifNoneMatch ? "*" : undefined,
         }),
+        sendOptions,
       ),
     );
     return { etag: output.ETag ?? "", versionId: output.VersionId };
   }
 
   async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
-    await this.callSdk((sdk) => sdk.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })));
+    await this.callSdk((sdk, sendOptions) => sdk.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }), sendOptions));
   }
 
   destroy(): void {
     this.agent.destroy();
+    this.sdkAgent.destroy();
     this.sdk.destroy();
   }
 
-  /** Runs one SDK call, its failures turned into S3Errors. */
-  private async callSdk<Output>(call: (sdk: S3Client) => Promise<Output>): Promise<Output> {
-    try {
-      return await call(this.sdk);
-    } catch (error) {
-      throw fromSdkError(error);
+  /**
+   * Runs one SDK call, its failures turned into S3Errors. Like the lean path, it is sent again at
+   * once when S3's clock or fresh credentials may make it succeed, and it has a deadline.
+   */
+  private async callSdk<Output>(call: (sdk: S3Client, options: { abortSignal: AbortSignal }) => Promise<Output>): Promise<Output> {
+    let skewCorrected = false;
+    let refreshed = false;
+    for (;;) {
+      await this.currentCredentials();
+      try {
+        return await call(this.sdk, { abortSignal: AbortSignal.timeout(this.timing.sdkDeadlineMs) });
+      } catch (error) {
+        const failure = fromSdkError(error);
+        const metadata = (error as { $metadata?: { clockSkewCorrected?: boolean } }).$metadata;
+        // The SDK moved its own clock offset from the answer's Date header; the lean path adopts it too.
+        if (!skewCorrected && (metadata?.clockSkewCorrected || CLOCK_SKEW_CODES.has(failure.code))) {
+          skewCorrected = true;
+          if (this.adoptClockOffset(this.sdk.config.systemClockOffset ?? 0)) continue;
+        }
+        if (EXPIRED_TOKEN_CODES.has(failure.code) && !refreshed && (await this.refreshCredentials())) {
+          refreshed = true;
+          continue;
+        }
+        const response = (error as { $response?: { headers?: http.IncomingHttpHeaders } }).$response;
+        throw this.explained(failure, response?.headers ?? {});
+      }
     }
   }
 
@@ -168,53 +266,188 @@ export class S3Sink {
     headers: Record<string, string>,
     body: Buffer,
   ): Promise<{ statusCode: number; headers: http.IncomingHttpHeaders }> {
-    const { target } = this;
-    const path = target.basePath + encodeKey(key);
+    let target = this.target;
+    let path = target.basePath + encodeKey(key);
     const search = canonicalQuery(query);
     const payloadHash = createHash("sha256").update(body).digest("hex");
-    headers.host = target.host;
     headers["content-length"] = String(body.length);
     headers["x-amz-content-sha256"] = payloadHash;
-    try {
-      const credentials = typeof this.credentials === "function" ? await this.credentials() : this.credentials;
-      headers.authorization = this.signer.sign({ method, path, query: search, headers, payloadHash }, credentials);
-    } catch (error) {
-      throw fromSdkError(error);
+    let redirects = 0;
+    let skewCorrected = false;
+    let refreshed = false;
+    for (;;) {
+      headers.host = target.host;
+      // Sent again (redirect, clock, credentials): the previous signature is no header to sign.
+      delete headers.authorization;
+      const credentials = await this.currentCredentials();
+      const signedWithOffset = this.clockOffset;
+      headers.authorization = this.signer.sign({ method, path, query: search, headers, payloadHash }, credentials, Date.now() + signedWithOffset);
+      const answer = await this.exchange(method, target, search ? `${path}?${search}` : path, headers, body);
+      if (!("error" in answer)) return answer;
+      const { error } = answer;
+      const failure = S3Error.fromResponse(error.statusCode, xmlElement(error.body, "Code"), xmlElement(error.body, "Message"));
+      const location = headerText(error.headers.location);
+      if (error.statusCode === 307 && location && redirects < MAX_REDIRECTS) {
+        redirects++;
+        ({ target, path } = redirectTarget(location, target));
+        continue;
+      }
+      if (CLOCK_SKEW_CODES.has(failure.code) && !skewCorrected) {
+        skewCorrected = true;
+        const serverTime = Date.parse(headerText(error.headers.date) ?? "");
+        const corrected = !Number.isNaN(serverTime) && this.adoptClockOffset(serverTime - Date.now());
+        // Another request may have corrected the clock while this one was on its way.
+        if (corrected || this.clockOffset !== signedWithOffset) continue;
+      }
+      if (EXPIRED_TOKEN_CODES.has(failure.code) && !refreshed && (await this.refreshCredentials())) {
+        refreshed = true;
+        continue;
+      }
+      throw this.explained(failure, error.headers, xmlElement(error.body, "Region") ?? xmlElement(error.body, "Endpoint"));
     }
+  }
+
+  /** One request and its answer; only network failures reject. */
+  private exchange(method: string, target: Target, path: string, headers: Record<string, string>, body: Buffer): Promise<Exchange> {
+    const deadlineMs = this.timing.deadlineMs + Math.ceil((body.length / this.timing.slowBytesPerSecond) * 1000);
     return new Promise((resolve, reject) => {
-      const request = this.transport.request(
-        {
-          method,
-          hostname: target.hostname,
-          port: target.port,
-          path: search ? `${path}?${search}` : path,
-          headers,
-          agent: this.agent,
-        },
+      let settled = false;
+      const settle = (outcome: Exchange | Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
+      };
+      const request = (target.protocol === "https:" ? https : http).request(
+        { method, hostname: target.hostname, port: target.port, path, headers, agent: target === this.target ? this.agent : agentFor(new URL(`${target.protocol}//${target.host}/`), {}) },
         (response) => {
           const statusCode = response.statusCode ?? 0;
+          response.on("error", (error) => settle(S3Error.fromNetwork(error)));
           if (statusCode >= 200 && statusCode < 300) {
             response.resume();
-            response.on("end", () => resolve({ statusCode, headers: response.headers }));
-            response.on("error", (error) => reject(S3Error.fromNetwork(error)));
+            response.on("end", () => settle({ statusCode, headers: response.headers }));
             return;
           }
+          // An error body is read up to a few KiB; an endless one is cut off with its connection.
           const chunks: Buffer[] = [];
-          response.on("data", (chunk: Buffer) => chunks.push(chunk));
-          response.on("error", (error) => reject(S3Error.fromNetwork(error)));
-          response.on("end", () => {
-            const xml = Buffer.concat(chunks).toString("utf8");
-            reject(S3Error.fromResponse(statusCode, xmlElement(xml, "Code"), xmlElement(xml, "Message")));
+          let length = 0;
+          const finish = () => settle({ error: { statusCode, headers: response.headers, body: Buffer.concat(chunks).toString("utf8", 0, MAX_ERROR_BODY_BYTES) } });
+          response.on("data", (chunk: Buffer) => {
+            chunks.push(chunk);
+            length += chunk.length;
+            if (length < MAX_ERROR_BODY_BYTES) return;
+            finish();
+            response.destroy();
           });
+          response.on("end", finish);
         },
       );
-      request.setTimeout(SOCKET_TIMEOUT_MS, () => {
-        request.destroy(Object.assign(new Error(`no progress for ${SOCKET_TIMEOUT_MS} ms`), { code: "TimeoutError" }));
+      const deadline = setTimeout(() => {
+        settle(S3Error.fromNetwork(timeoutError(`no complete answer within the request deadline of ${Math.round(deadlineMs / 1000)} s`)));
+        request.destroy();
+      }, deadlineMs);
+      request.setTimeout(this.timing.idleMs, () => {
+        request.destroy(timeoutError(`no progress for ${this.timing.idleMs} ms`));
       });
-      request.on("error", (error) => reject(S3Error.fromNetwork(error)));
+      request.on("error", (error) => settle(S3Error.fromNetwork(error)));
       request.end(body);
     });
   }
+
+  /** Static keys, or what the default chain finds; while it finds nothing, the same error without asking again for a while. */
+  private async currentCredentials(): Promise<Credentials> {
+    if (typeof this.credentials !== "function") return this.credentials;
+    const missing = this.credentialsMissing;
+    if (missing && Date.now() < missing.until) throw missing.error;
+    try {
+      const found = await this.credentials();
+      this.credentialsMissing = undefined;
+      this.credentialsMissingReported = false;
+      return found;
+    } catch (error) {
+      const failure = new S3Error(
+        "CredentialsProviderError",
+        `no AWS credentials for ${this.owner}: its Access Key and Secret Access Key are empty and the AWS default credential chain ` +
+          `(environment, shared config files, container or instance role) found none (${(error as Error).message}). ` +
+          `Open ${this.owner} and fill in the keys (and the endpoint of an S3-compatible store); asked again every ${Math.round(this.timing.credentialsRetryMs / 1000)} s`,
+        undefined,
+        true,
+      );
+      this.credentialsMissing = { error: failure, until: Date.now() + this.timing.credentialsRetryMs };
+      if (!this.credentialsMissingReported) {
+        this.credentialsMissingReported = true;
+        this.events.onCredentialsMissing?.(failure);
+      }
+      throw failure;
+    }
+  }
+
+  /** Makes the default chain fetch new credentials; false for static keys, which cannot be refreshed. */
+  private async refreshCredentials(): Promise<boolean> {
+    if (typeof this.credentials !== "function") return false;
+    try {
+      await this.credentials({ forceRefresh: true });
+      return true;
+    } catch {
+      // Nothing new to try now; the write is retried later, when the chain may have renewed them.
+      return false;
+    }
+  }
+
+  /** Signs with S3's time from now on, on both paths; true when that moved the signing clock. */
+  private adoptClockOffset(offsetMs: number): boolean {
+    if (Math.abs(offsetMs - this.clockOffset) < CLOCK_RESOLUTION_MS) return false;
+    this.clockOffset = offsetMs;
+    this.sdk.config.systemClockOffset = offsetMs;
+    this.events.onClockSkew?.(offsetMs);
+    return true;
+  }
+
+  /** The error with what the user can do about it: the bucket's real region, expired static credentials, a clock S3 refuses. */
+  private explained(failure: S3Error, headers: http.IncomingHttpHeaders, regionOrEndpoint?: string): S3Error {
+    const bucketRegion = headerText(headers["x-amz-bucket-region"]);
+    const plain = failure.message.slice(failure.code.length + 2);
+    const explain = (hint: string, retryable = failure.retryable) =>
+      new S3Error(failure.code, `${plain.replace(/\.?$/, ".")} ${hint}`, failure.statusCode, retryable);
+    if (bucketRegion && bucketRegion !== this.region) {
+      return explain(`The bucket "${this.bucket}" is in region ${bucketRegion}, not ${this.region}: set the region of ${this.owner} to ${bucketRegion}`, false);
+    }
+    if (failure.code === "PermanentRedirect" || failure.statusCode === 301) {
+      return explain(`S3 says to use ${regionOrEndpoint ?? "another endpoint"} for the bucket "${this.bucket}": check the region and endpoint of ${this.owner}`, false);
+    }
+    if (EXPIRED_TOKEN_CODES.has(failure.code)) {
+      if (typeof this.credentials === "function") return explain("The default credential chain has no newer credentials yet", true);
+      return explain(`The session token of ${this.owner} has expired: enter new temporary credentials, or leave the keys empty to use the default credential chain, which renews them`, false);
+    }
+    if (CLOCK_SKEW_CODES.has(failure.code)) return explain(`The clock of this machine differs from S3's${this.clockOffset ? ` by ${describeOffset(this.clockOffset)}` : ""}`);
+    return failure;
+  }
+}
+
+/** "20 minutes", "1 minute", "45 seconds": how far two clocks are apart. */
+export function describeOffset(offsetMs: number): string {
+  const seconds = Math.round(Math.abs(offsetMs) / 1000);
+  if (seconds < 90) return `${seconds} second${seconds === 1 ? "" : "s"}`;
+  const minutes = Math.round(seconds / 60);
+  return `${minutes} minutes`;
+}
+
+function timeoutError(message: string): Error {
+  return Object.assign(new Error(message), { code: "TimeoutError" });
+}
+
+/** Where a 307 sends the request: another host (same scheme), the key's path as S3 names it there. */
+function redirectTarget(location: string, from: Target): { target: Target; path: string } {
+  const url = new URL(location, `${from.protocol}//${from.host}/`);
+  if (url.protocol !== from.protocol) {
+    throw new S3Error("TemporaryRedirect", `S3 redirected to ${url.origin}, another scheme than the endpoint's; set the endpoint to it`, 307, false);
+  }
+  const path = url.pathname.split("/").map((segment) => uriEncode(decodeURIComponent(segment))).join("/");
+  return {
+    target: { protocol: from.protocol, hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: url.port ? Number(url.port) : undefined, host: url.host, basePath: from.basePath },
+    path,
+  };
 }
 
 /** Where requests go: the AWS regional endpoint, or the configured one; virtual-hosted or path style. */

@@ -15,6 +15,12 @@ const TRANSIENT_CODES = new Set([
   "ConditionalRequestConflict",
   "InternalError",
   "ServiceUnavailable",
+  // The clock: corrected from S3's Date header and sent again at once; if that was not enough, later.
+  "RequestTimeTooSkewed",
+  "RequestExpired",
+  "RequestInTheFuture",
+  // Redirects beyond the few followed at once: S3 sends 307 while a new bucket's name propagates.
+  "TemporaryRedirect",
 ]);
 
 /** A failed S3 request. `retryable` says whether the same request may succeed later. */
@@ -56,8 +62,9 @@ export function fromSdkError(error: unknown): S3Error {
   const shape = (error ?? {}) as SdkErrorShape;
   const statusCode = shape.$metadata?.httpStatusCode;
   if (statusCode !== undefined) return S3Error.fromResponse(statusCode, shape.name, shape.message);
+  // Instance metadata briefly unreachable, the environment not yet set: worth another try.
   if (shape.name === "CredentialsProviderError") {
-    return new S3Error("CredentialsProviderError", shape.message ?? "no AWS credentials found", undefined, false);
+    return new S3Error("CredentialsProviderError", shape.message ?? "no AWS credentials found", undefined, true);
   }
   return S3Error.fromNetwork({ name: shape.name ?? "Error", message: shape.message ?? String(error), code: shape.code });
 }

@@ -68,9 +68,12 @@ export class RequestSigner {
   }
 }
 
-/** SigV4 canonical header value: trimmed, runs of spaces made one. */
+/**
+ * SigV4 canonical header value: spaces and tabs trimmed, runs of them made one space. Only those:
+ * JavaScript's trim() and \s also take U+00A0 and other Unicode spaces, which SigV4 keeps as they are.
+ */
 function canonicalValue(value: string): string {
-  return value.trim().replace(/\s+/g, " ");
+  return value.replace(/^[ \t]+|[ \t]+$/g, "").replace(/[ \t]+/g, " ");
 }
 
 /** The canonical query string of SigV4, RFC 3986-encoded and sorted by name; usable as the request's query as it is. */
