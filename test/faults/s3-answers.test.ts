@@ -115,6 +115,15 @@ describe("faults: what S3 (or something in its place) answers", function () {
     );
     assert.equal(proxy.seen.length, 1, "not retried");
     assert.deepEqual(await s3.keys(), []);
+    // The SDK's calls say the same.
+    const sink = new S3Sink(sinkSettings(proxy.endpoint, { owner: "the config node" }));
+    try {
+      const error = await rejection(sink.createMultipartUpload("redirect/multipart", options));
+      assert.equal(error.retryable, false);
+      assert.match(error.message, /The bucket "test-bucket" is in region eu-west-1, not us-east-1: set the region of the config node to eu-west-1$/);
+    } finally {
+      sink.destroy();
+    }
   });
 
   it("307 Temporary Redirect: followed to the other host, signed for it (checked there), the object written once", async () => {
@@ -185,6 +194,10 @@ describe("faults: what S3 (or something in its place) answers", function () {
         process.env.AWS_SESSION_TOKEN = "new-token";
         proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] === "old-token" }]);
         await sink.putObject("token/second", Buffer.from("2"), options);
+        // An SDK call refused for its token does the same.
+        process.env.AWS_SESSION_TOKEN = "newest-token";
+        proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] !== "newest-token" }]);
+        await sink.createMultipartUpload("token/third", options);
       } finally {
         sink.destroy();
       }
@@ -194,6 +207,8 @@ describe("faults: what S3 (or something in its place) answers", function () {
           ["token/first", "forwarded", "old-token"],
           ["token/second", "400 ExpiredToken", "old-token"],
           ["token/second", "forwarded", "new-token"],
+          ["token/third", "400 ExpiredToken", "new-token"],
+          ["token/third", "forwarded", "newest-token"],
         ],
       );
       assert.deepEqual(await s3.keys(), ["token/first", "token/second"]);
