@@ -23,7 +23,7 @@ async function nodeContender(options, finished) {
     { id: "failures", type: "catch", z: "tab", scope: ["egress"], uncaught: false, wires: [["sink"]] },
     { id: "sink", type: "comment", z: "tab" },
   ];
-  const runtime = await startRuntime(flow, { cfg: KEYS });
+  const runtime = await startRuntime(flow, { cfg: KEYS }, { s3EgressMetrics: { enabled: options.metrics !== false } });
   const egress = runtime.node("egress");
   runtime.node("sink").on("input", (msg) => finished(msg.benchIndex, msg.error, msg));
   return { start: (index, payload) => egress.receive(egressMsg(index, payload)), stop: runtime.stop };

@@ -1,6 +1,7 @@
 "use strict";
 // One messages measurement, run by bench/run.js in a fresh process so memory figures do not mix:
 //   node bench/messages.js '{"contender":"node|raw|peer","port":N,"payloadBytes":256,"concurrency":16,"warmupMs":1000,"measureMs":4000}'
+// ("metrics":false runs the node with its metrics turned off, to measure what they cost.)
 // Keeps `concurrency` writes in flight, counts those finished inside the measuring window and
 // prints one JSON line: msgs/s, p50/p99 write latency (ms), CPU time of this process per msg (µs,
 // which holds when other processes share the cores), peak RSS (bytes), errors.

@@ -28,6 +28,9 @@ const ENDPOINTS = [
   { name: "s3rver", args: ["s3rver"], delayMs: undefined },
 ];
 const CONTENDERS = ["node", "raw", "peer"];
+/** Rounds of the node with metrics on and off, alternating, so drift on a shared machine hits both alike. */
+const METRICS_ROUNDS = 3;
+const METRICS_COST_LIMIT = 0.03;
 // Open loop: msgs arrive whatever the contender does, each contender at its defaults.
 const OPEN_LOOP_MSGS = 5000;
 const OPEN_LOOP_RATE = 1000; // msgs/s for the fixed-rate arrivals
@@ -187,6 +190,13 @@ async function main() {
     }
   }
 
+  const metricsCost = await measureMetricsCost(log);
+  targets.push([
+    `metrics cost < ${METRICS_COST_LIMIT * 100} % of throughput (256 B, local 0 ms)`,
+    `${fixed(metricsCost.share * 100, 2)} %`,
+    verdict(metricsCost.share < METRICS_COST_LIMIT),
+  ]);
+
   // The burst twice: with V8's default heap sizing, and with the heap limit Node-RED's docs suggest
   // for small devices (node-red-pi --max-old-space-size=256): the live set is the same, V8 only
   // collects garbage sooner.
@@ -294,6 +304,23 @@ async function main() {
     ),
   );
   out.push("");
+  out.push(`Metrics cost: the node with its metrics on and off (s3EgressMetrics.enabled), ${METRICS_ROUNDS} rounds each, alternating, 256 B at local 0 ms; medians.`);
+  out.push(
+    table(
+      ["metrics", "node msgs/s", "node CPU µs/msg"],
+      [
+        ["on", fixed(metricsCost.on.msgsPerSec), fixed(metricsCost.on.cpuMicrosPerMsg)],
+        ["off", fixed(metricsCost.off.msgsPerSec), fixed(metricsCost.off.cpuMicrosPerMsg)],
+        ["on vs off", `${fixed(-metricsCost.throughputCost * 100, 1)} %`, `${fixed(metricsCost.cpuCost * 100, 1)} %`],
+      ],
+    ),
+  );
+  out.push(
+    `Measured directly (bench/metrics-hot-path.js): ${fixed(metricsCost.hotPath.hotPathNsPerMsg)} ns per msg written, ${fixed(metricsCost.hotPath.tickMicrosPerNode)} µs per node per second (the tick); ` +
+      `at ${fixed(metricsCost.off.msgsPerSec)} msgs/s and ${fixed(metricsCost.off.cpuMicrosPerMsg)} µs of CPU per msg that is ${fixed(metricsCost.share * 100, 2)} % of the node's CPU per msg, ` +
+      "the throughput it can cost when the node is CPU-bound (the target's figure: the on/off difference above is within the run-to-run noise of a shared machine).",
+  );
+  out.push("");
   out.push(`Burst: an upstream node sends ${BURST_MSGS} msgs of 256 B at once to the s3-egress node with its defaults (local endpoint, 0 ms).`);
   out.push(
     table(
@@ -311,6 +338,31 @@ async function main() {
   out.push("");
   out.push(`Whole bench: ${fixed((Date.now() - started) / 1000)} s.`);
   process.stdout.write(out.join("\n") + "\n");
+}
+
+/** The node's msgs/s and CPU per msg with its metrics on and off, where the node's own work dominates (0 ms endpoint, small msgs). */
+async function measureMetricsCost(log) {
+  const server = await startEndpoint(["plain", "0"]);
+  const runs = { on: [], off: [] };
+  try {
+    for (let round = 1; round <= METRICS_ROUNDS; round++) {
+      for (const state of ["on", "off"]) {
+        log(`node, metrics ${state}, round ${round} of ${METRICS_ROUNDS}`);
+        const options = { contender: "node", port: server.port, payloadBytes: 256, concurrency: CONCURRENCY, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, metrics: state === "on" };
+        runs[state].push(await measure("messages.js", options));
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const summary = (figures) => ({ msgsPerSec: median(figures.map((f) => f.msgsPerSec)), cpuMicrosPerMsg: median(figures.map((f) => f.cpuMicrosPerMsg)) });
+  const on = summary(runs.on);
+  const off = summary(runs.off);
+  log("metrics hot path");
+  const hotPath = await measure("metrics-hot-path.js", {});
+  const nsPerMsg = hotPath.hotPathNsPerMsg + (hotPath.tickMicrosPerNode * 1000) / off.msgsPerSec;
+  return { on, off, hotPath, share: nsPerMsg / (off.cpuMicrosPerMsg * 1000), throughputCost: 1 - on.msgsPerSec / off.msgsPerSec, cpuCost: on.cpuMicrosPerMsg / off.cpuMicrosPerMsg - 1 };
 }
 
 main().catch((error) => {

@@ -14,10 +14,11 @@ const PACKAGES = {
 };
 
 /**
- * Starts Node-RED with `flow` deployed and `credentials` (by node id); returns the runtime and a
- * stop function. `onEvent(node, handler)` hooks a node's input, for the bench's sink node.
+ * Starts Node-RED with `flow` deployed, `credentials` (by node id) and `settings` added to its own;
+ * returns the runtime and a stop function. `onEvent(node, handler)` hooks a node's input, for the
+ * bench's sink node.
  */
-async function startRuntime(flow, credentials) {
+async function startRuntime(flow, credentials, settings = {}) {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-egress-bench-red-"));
   for (const [name, target] of Object.entries(PACKAGES)) {
     const link = path.join(userDir, "node_modules", name);
@@ -38,6 +39,7 @@ async function startRuntime(flow, credentials) {
     disableEditor: true,
     logging: { console: { level: "error" } },
     contextStorage: { default: { module: "memory" } },
+    ...settings,
   });
   await RED.start();
   await waitForFlows(RED);

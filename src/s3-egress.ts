@@ -9,12 +9,18 @@ import { type EgressDef, batchSettings, closeTimeout, deliverySettings, spoolDir
 import { registerEditorApi } from "./lib/nodered/editor-api";
 import { logErrorsAsText } from "./lib/nodered/error-log";
 import { FieldReader, type TypedValue } from "./lib/nodered/fields";
+import { flowLabelOf, gaugesOf, metricsSettings, startMonitoring } from "./lib/nodered/metrics-api";
+import { EgressMetrics } from "./lib/metrics/egress-metrics";
+import { healthOf, stallDuration } from "./lib/metrics/health";
 import { MessagesController } from "./lib/nodered/messages-controller";
 import type { Done, EgressMsg, RouteReport, Send } from "./lib/nodered/route";
 import { ThrottledStatus, formatBytes } from "./lib/nodered/status";
 import type { S3Error } from "./lib/s3/errors";
 
 export = function (RED: NodeAPI): void {
+  const monitoring = metricsSettings(RED);
+  const monitor = startMonitoring(RED, monitoring);
+
   function S3EgressNode(this: Node, def: EgressDef): void {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -53,16 +59,23 @@ export = function (RED: NodeAPI): void {
     const delivery = deliverySettings(def);
     const spoolDirectory = delivery.spool ? spoolDirectoryOf(RED, node.id) : undefined;
 
+    const metrics = monitor ? new EgressMetrics() : undefined;
     let lastError: string | undefined;
     let retrying: string | undefined;
     /** An S3 error as the status names it: its code, or for missing credentials the config node to fill in. */
-    const reasonOf = (error: Error & { code?: string }): string =>
-      error.code === "CredentialsProviderError" ? RED._("s3-egress.status.no-credentials", { config: config.label }) : (error.code ?? "");
+    const reasonOf = (code: string | undefined): string =>
+      code === "CredentialsProviderError" ? RED._("s3-egress.status.no-credentials", { config: config.label }) : (code ?? "");
     const writeStatus = (): NodeStatus & { text: string } => {
       const pending = writer.queued + writer.inFlight;
       const spooled = route.spooled;
       const counts = { pending, spooled, reason: retrying ?? "", limit: limit.limit };
       const variant = spooled > 0 ? "-spooled" : "";
+      // The write-only health signal: from the writes alone, no probe beyond s3:PutObject.
+      const health = metrics ? healthOf(metrics, monitoring.stallMs) : undefined;
+      if (health?.state === "failing") return { fill: "red", shape: "ring", text: RED._("s3-egress.status.error", { code: reasonOf(health.code) }) };
+      if (health?.state === "stalled") {
+        return { fill: "yellow", shape: "ring", text: RED._("s3-egress.status.stalled", { duration: stallDuration(health.sinceMs), count: pending + spooled }) };
+      }
       if (retrying && pending > 0) return { fill: "yellow", shape: "ring", text: RED._(`s3-egress.status.retrying${variant}`, counts) };
       if (pending > 0 || spooled > 0) return { fill: "blue", shape: "dot", text: RED._(`s3-egress.status.writing${variant}`, counts) };
       if (lastError) return { fill: "red", shape: "ring", text: lastError };
@@ -80,25 +93,29 @@ export = function (RED: NodeAPI): void {
     const limit = config.register(node, delivery.concurrency);
     const writer = new Writer(limit, delivery.retry, {
       onRetry: (error: S3Error) => {
-        retrying = reasonOf(error);
+        metrics?.retried(error);
+        retrying = reasonOf(error.code);
         status.update();
       },
       onChange: () => {
         if (route instanceof MessagesController) route.intake.drain();
         status.update();
       },
+      onSucceeded: metrics && ((milliseconds: number) => metrics.requestSucceeded(milliseconds)),
     }, delivery.bounds);
 
     const report: RouteReport = {
       succeeded: (msg, outcome) => {
+        if (!outcome.alreadyWritten) metrics?.written(outcome.bytes);
         lastError = undefined;
         retrying = undefined;
         status.update();
         msg.s3 = { ...outcome, totals: { ...writer.counts }, concurrency: limit.limit };
       },
       failed: (error: Error & { code?: string }) => {
+        metrics?.failed(error);
         // Shown until the next success: an S3 error by its code, bad input by what is wrong with it.
-        if (error.name === "S3Error") lastError = RED._("s3-egress.status.error", { code: reasonOf(error) });
+        if (error.name === "S3Error") lastError = RED._("s3-egress.status.error", { code: reasonOf(error.code) });
         else if (error instanceof InputError) lastError = RED._("s3-egress.status.bad-input", { problem: error.message });
         else return;
         status.update();
@@ -119,10 +136,19 @@ export = function (RED: NodeAPI): void {
         if (route.abandoned > 0) node.warn(RED._("s3-egress.warnings.abandoned", { count: route.abandoned }));
         if (kept > 0) node.warn(RED._("s3-egress.warnings.kept", { count: kept, directory: spoolDirectory ?? "" }));
         status.stop();
+        monitor?.remove(node.id);
         config.unregister(node);
         done();
       });
     });
+    if (monitor && metrics) {
+      monitor.add({
+        labels: { id: node.id, name: def.name ?? "", flow: flowLabelOf(RED, node), bucket: sink.bucket },
+        metrics,
+        gauges: () => gaugesOf(writer, route.spool, route instanceof BatchesController ? route.batches : undefined, route instanceof MessagesController ? route.spooled : 0),
+        healthChanged: () => status.update(),
+      });
+    }
     status.update();
   }
 

@@ -5,16 +5,14 @@
 // rendered help of both nodes; the batch preview against the object written. The steps run in
 // order on one page. Run by `npm run test:e2e`.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { type EditorBrowser, openChromium, SCREENSHOTS } from "../support/chromium";
 import { installPackedPackage, type NodeRedProcess, startNodeRedProcess } from "../support/packed";
 import { LocalS3, TEST_BUCKET } from "../support/s3";
 
-const ROOT = path.join(__dirname, "..", "..");
-const CHROMIUM = "/usr/bin/chromium";
-const SCREENSHOTS = path.join(ROOT, ".screenshots");
 const PACKAGE = "@iot-sinks/node-red-s3-egress";
 // Node ids of examples/messages-from-simulated-devices.json; its config node is pointed at this test's s3rver.
 const INJECT_ID = "6f1d0c2a8e4b1002";
@@ -137,38 +135,16 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
   let s3: LocalS3;
   let userDir: string;
   let nodeRed: NodeRedProcess;
-  let browserProfile: string;
-  let context: BrowserContext;
+  let browser: EditorBrowser;
   let page: Page;
-  const pageErrors: string[] = [];
 
   before(async () => {
-    // Fail loudly rather than skip: CI installs Chromium in .ci/run.
-    assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: install it with apt-get install chromium (.ci/run does)`);
-    mkdirSync(SCREENSHOTS, { recursive: true });
     s3 = await LocalS3.start();
     userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-e2e-"));
     installPackedPackage(userDir);
     nodeRed = await startNodeRedProcess(userDir);
-    browserProfile = mkdtempSync(path.join(tmpdir(), "s3-egress-chromium-"));
-    context = await chromium.launchPersistentContext(browserProfile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 1500 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(20_000);
-    page.on("pageerror", (error) => pageErrors.push(error.message));
+    browser = await openChromium({ width: 1400, height: 1500 });
+    page = browser.page;
   });
 
   afterEach(async function () {
@@ -177,10 +153,10 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await nodeRed?.stop();
     await s3?.stop();
-    for (const directory of [userDir, browserProfile]) if (directory) rmSync(directory, { recursive: true, force: true });
+    if (userDir) rmSync(userDir, { recursive: true, force: true });
   });
 
   it("imports the example, configures the bucket in the dialog, deploys, and the inject lands an object with the seed's key and metadata", async () => {
@@ -292,7 +268,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     await page.locator("#node-config-dialog-cancel").click();
     await page.locator("#node-dialog-cancel").click();
 
-    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(browser.pageErrors, []);
   });
 
   it("a node dragged from the palette takes the only bucket configuration; a default inject fails it with every field to set named, in a red ring and under its label", async () => {
@@ -415,6 +391,6 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     assert.equal(stored.contentType, rows["Content-Type"]);
     assert.equal(String(stored.body.length), rows["Body bytes"]);
     assert.equal(stored.body.toString(), '{"temperature":20.5}\n{"temperature":21}\ntext too');
-    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(browser.pageErrors, []);
   });
 });

@@ -14,3 +14,22 @@ declare module "s3rver" {
   }
   export = S3rver;
 }
+
+declare module "parse-prometheus-text-format" {
+  interface Sample {
+    labels?: Record<string, string>;
+    value?: string;
+    /** Histograms: cumulative counts by upper bound, with count and sum. */
+    buckets?: Record<string, string>;
+    count?: string;
+    sum?: string;
+  }
+  interface MetricFamily {
+    name: string;
+    help: string;
+    type: "COUNTER" | "GAUGE" | "HISTOGRAM" | "SUMMARY" | "UNTYPED";
+    metrics: Sample[];
+  }
+  function parsePrometheusTextFormat(text: string): MetricFamily[];
+  export = parsePrometheusTextFormat;
+}

@@ -63,6 +63,32 @@ describe("Spool on disk", () => {
     assert.deepEqual(readdirSync(directory).filter((name) => name.endsWith(".seg")), []);
   });
 
+  it("tells the bytes pending and when its oldest pending record was made durable, across a reopen", async () => {
+    const spool = await Spool.open(directory, () => undefined);
+    assert.equal(spool.oldestPendingAt, undefined);
+    const before = Date.now();
+    const first = await spool.append(write(1));
+    const after = Date.now();
+    const second = await spool.append(write(2));
+    assert.equal(spool.pendingBytes, encodeRecord(write(1)).length + encodeRecord(write(2)).length);
+    const oldest = spool.oldestPendingAt!;
+    assert.ok(oldest >= before && oldest <= after, "the first segment's time");
+    spool.release(first);
+    assert.equal(spool.pendingBytes, encodeRecord(write(2)).length);
+    assert.ok(spool.oldestPendingAt! >= oldest, "the second segment's time once the first is released");
+    await spool.close();
+
+    // Reopened: the segment file's time stands for its records.
+    const reopened = await Spool.open(directory, () => undefined);
+    assert.equal(reopened.pendingBytes, second.length);
+    assert.ok(Math.abs(reopened.oldestPendingAt! - oldest) < 5_000);
+    const taken = await reopened.takeDeferred();
+    reopened.release(taken!.entry);
+    assert.equal(reopened.pendingBytes, 0);
+    assert.equal(reopened.oldestPendingAt, undefined);
+    await reopened.close();
+  });
+
   it("drops a temporary file (never acknowledged), reports a damaged segment, keeps a copy and resumes its good records", async () => {
     const damaged = encodeRecord(write(2));
     damaged[30] ^= 0xff;

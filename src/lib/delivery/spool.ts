@@ -45,6 +45,8 @@ interface Segment {
   readonly file: string;
   /** Records not yet released; the file is deleted when this drops to 0. */
   outstanding: number;
+  /** When its records were made durable (epoch ms): the age of the oldest unwritten record. */
+  readonly durableAt: number;
 }
 
 /** Segments a spool leaves alone: written by the node's other route (see SpoolOptions.owns). */
@@ -146,6 +148,9 @@ export function scanSegment(data: Buffer): { records: { offset: number; length: 
 export class Spool {
   private nextSequence = 1;
   private pendingRecords = 0;
+  private pendingRecordBytes = 0;
+  /** Segments with records not yet released, oldest first. */
+  private readonly liveSegments = new Set<Segment>();
   private readonly deferredEntries: SpoolEntry[] = [];
   private deferredHead = 0;
   private waiting: { record: Buffer; waiter: AppendWaiter }[] = [];
@@ -198,8 +203,12 @@ export class Spool {
         spool.foreign.records += records.length;
         spool.foreign.files.push(file);
       } else {
-        const segment: Segment = { file, outstanding: records.length };
-        for (const record of records) spool.deferredEntries.push({ segment, ...record });
+        const segment: Segment = { file, outstanding: records.length, durableAt: (await fs.stat(file)).mtimeMs };
+        spool.liveSegments.add(segment);
+        for (const record of records) {
+          spool.deferredEntries.push({ segment, ...record });
+          spool.pendingRecordBytes += record.length;
+        }
         spool.pendingRecords += records.length;
       }
       kept.push(name);
@@ -213,6 +222,17 @@ export class Spool {
   /** Records on disk not yet released. */
   get pending(): number {
     return this.pendingRecords;
+  }
+
+  /** Bytes of the records not yet released, as they are on disk. */
+  get pendingBytes(): number {
+    return this.pendingRecordBytes;
+  }
+
+  /** When the oldest record not yet released was made durable (epoch ms), or undefined when none is pending. */
+  get oldestPendingAt(): number | undefined {
+    for (const segment of this.liveSegments) return segment.durableAt;
+    return undefined;
   }
 
   /** Records left on disk to be read back by `takeDeferred`. */
@@ -299,7 +319,9 @@ export class Spool {
   release(entry: SpoolEntry): void {
     if (this.closed) return;
     this.pendingRecords--;
+    this.pendingRecordBytes -= entry.length;
     if (--entry.segment.outstanding > 0) return;
+    this.liveSegments.delete(entry.segment);
     const removal = fs.rm(entry.segment.file, { force: true }).catch(() => undefined);
     this.removals.add(removal);
     void removal.finally(() => this.removals.delete(removal));
@@ -342,14 +364,17 @@ export class Spool {
           bytes += this.waiting[count++].record.length;
         }
         const batch = this.waiting.splice(0, count);
-        const segment: Segment = { file: path.join(this.directory, `${String(this.nextSequence++).padStart(12, "0")}${SEGMENT_SUFFIX}`), outstanding: count };
+        const file = path.join(this.directory, `${String(this.nextSequence++).padStart(12, "0")}${SEGMENT_SUFFIX}`);
         try {
-          await writeDurably(segment.file, batch.map((item) => item.record));
+          await writeDurably(file, batch.map((item) => item.record));
         } catch (error) {
           for (const item of batch) item.waiter.appendFailed(error as Error);
           continue;
         }
+        const segment: Segment = { file, outstanding: count, durableAt: Date.now() };
+        this.liveSegments.add(segment);
         this.pendingRecords += count;
+        this.pendingRecordBytes += bytes;
         let offset = 0;
         for (const item of batch) {
           item.waiter.appended({ segment, offset, length: item.record.length });

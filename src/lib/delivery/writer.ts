@@ -36,6 +36,8 @@ export interface WriterEvents {
   onRetry?(error: S3Error, attempt: number, delayMs: number): void;
   /** Queue depth or writes in flight changed. */
   onChange?(): void;
+  /** A request succeeded after `milliseconds` (its last attempt alone). */
+  onSucceeded?(milliseconds: number): void;
 }
 
 /** The writer holds as many msgs or bytes as its bounds allow; the msg was not accepted. */
@@ -159,6 +161,11 @@ export class Writer {
 
   get inFlight(): number {
     return this.running;
+  }
+
+  /** Bytes held by writes queued and in flight. */
+  get bytesHeld(): number {
+    return this.heldBytes;
   }
 
   /** Whether a write of `bytes` fits the bounds now. An empty writer takes any one write, so a large msg is never refused forever. */
@@ -297,7 +304,9 @@ export class Writer {
       const started = performance.now();
       try {
         const result = await job.attempt(attempt);
-        this.limit.record("answered", performance.now() - started);
+        const elapsed = performance.now() - started;
+        this.limit.record("answered", elapsed);
+        this.events.onSucceeded?.(elapsed);
         if (job.countsAsWritten) this.counts.written++;
         job.settle(undefined, result);
         return;

@@ -61,6 +61,11 @@ export class BatchesController {
     return this.batches.spooled;
   }
 
+  /** The spool, once open. */
+  get spool(): Spool | undefined {
+    return this.spoolOpened;
+  }
+
   /** One msg: joins its batch once the msgs before it have (done() as the Admission says). */
   input(msg: EgressMsg, send: Send, done: Done): void {
     const arrival = Date.now();

@@ -40,6 +40,7 @@ export class MessagesController {
   /** Msgs failed because the node closed before they were written (no spool). */
   abandoned = 0;
   private readonly route: MessageRoute;
+  private spoolOpened: Spool | undefined;
 
   constructor(readonly options: MessagesControllerOptions) {
     const { RED, node, sink, writer, delivery, spoolDirectory, report } = options;
@@ -61,6 +62,11 @@ export class MessagesController {
 
   get spooled(): number {
     return this.intake.spooled;
+  }
+
+  /** The spool, once open. */
+  get spool(): Spool | undefined {
+    return this.spoolOpened;
   }
 
   input(msg: EgressMsg, send: Send, done: Done): void {
@@ -125,6 +131,7 @@ export class MessagesController {
     );
     opening.then(
       (spool) => {
+        this.spoolOpened = spool;
         if (spool.foreign.records > 0) {
           node.warn(RED._("s3-egress.warnings.other-route-records", { count: spool.foreign.records, directory, route: RED._("s3-egress.input.batches") }));
         }
