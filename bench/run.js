@@ -20,6 +20,7 @@ const BURST_HEAPS = [
   { name: "default heap", flags: [], egress: {}, limitMiB: 300 },
   { name: "--max-old-space-size=256", flags: ["--max-old-space-size=256"], egress: {}, limitMiB: 300 },
   { name: "spool, default heap", flags: [], egress: { spool: true }, limitMiB: 400 },
+  { name: "spool, --max-old-space-size=256", flags: ["--max-old-space-size=256"], egress: { spool: true }, limitMiB: 400 },
 ];
 const PAYLOADS = [256, 64 * 1024];
 const ENDPOINTS = [

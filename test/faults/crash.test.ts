@@ -74,7 +74,7 @@ function userDirWith(endpoint: string, egress: Record<string, unknown>): string 
   return userDir;
 }
 
-describe("faults: the runtime process killed with SIGKILL, restarted with the spool", function () {
+describe("faults: the runtime process killed with SIGKILL mid-load, restarted with the spool", function () {
   this.timeout(120_000);
   let s3: LocalS3;
   let proxy: FaultProxy;
@@ -147,7 +147,7 @@ describe("faults: the runtime process killed with SIGKILL, restarted with the sp
     }
   });
 
-  it("S3 down while msgs arrive (default settings), then back: every one of the 200 accepted msgs is written after the restart; a transient failure never ends a spooled msg", async () => {
+  it("S3 down (503) while 200 msgs arrive, killed, S3 back, restarted at the default settings: all 200 written, as a transient failure never ends a spooled msg", async () => {
     userDir = userDirWith(proxy.endpoint, {});
     proxy.script([{ action: { kind: "error", status: 503, code: "ServiceUnavailable" } }]);
     const downSince = Date.now();

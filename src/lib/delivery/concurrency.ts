@@ -19,8 +19,6 @@ export interface ConcurrencyLimit {
   /** Writes allowed in flight now. */
   readonly limit: number;
   readonly inFlight: number;
-  /** Whether the limit adapts ("auto") or is fixed. */
-  readonly adaptive: boolean;
   tryAcquire(): boolean;
   release(): void;
   record(signal: AttemptSignal, roundTripMs: number): void;
@@ -31,7 +29,6 @@ export interface ConcurrencyLimit {
 /** Base class: slot counting and listeners; subclasses decide the limit. */
 abstract class Slots implements ConcurrencyLimit {
   abstract readonly limit: number;
-  abstract readonly adaptive: boolean;
   private running = 0;
   private listeners: (() => void)[] = [];
 
@@ -66,7 +63,6 @@ abstract class Slots implements ConcurrencyLimit {
 
 /** A limit set by hand: the node's `concurrency` as a number. */
 export class FixedLimit extends Slots {
-  readonly adaptive = false;
   constructor(readonly limit: number) {
     super();
   }
@@ -74,7 +70,7 @@ export class FixedLimit extends Slots {
   record(): void {}
 }
 
-/** The bounds of the adaptive limit; `MAX` is documented in the README. */
+/** Where the adaptive limit starts and its range (the README documents them). */
 export const ADAPTIVE_LIMITS = { initial: 16, min: 1, max: 512 } as const;
 /** A round trip this much over the recent minimum (times, plus milliseconds) counts as inflated. */
 const LATENCY_TOLERANCE = 2;
@@ -97,16 +93,15 @@ const SMOOTHING = 0.05;
  * concurrency-limits: while the slots are in use and the smoothed round trip stays near its
  * recent minimum, the limit grows, by one per answer up to the level of the last throttling
  * (slow start, so it finds its level within a few round trips) and by a quarter per round trip
- * beyond it; throttling and inflated round trips shrink it multiplicatively, at most once per round trip
- * (the answers of one overload arrive together). Refused connections and resets change nothing: an outage is
- * not overload, and the writer's backoff handles it.
+ * beyond it; throttling and inflated round trips shrink it multiplicatively, at most once per
+ * round trip (the answers of one overload arrive together). Refused connections and resets
+ * change nothing: an outage is not overload, and the writer's backoff handles it.
  */
 export class AdaptiveLimit extends Slots {
-  readonly adaptive = true;
-  private estimate: number = ADAPTIVE_LIMITS.initial;
-  /** Slow start below this; the level after the first decrease of an episode of congestion. */
-  private threshold: number = ADAPTIVE_LIMITS.max;
-  private answeredSinceDecrease = true;
+  private estimate: number;
+  /** Slow start below this: the level after the first throttling of an episode (the maximum before any). */
+  private threshold: number;
+  private answeredSinceThrottled = true;
   private lastDecreaseAt = Number.NEGATIVE_INFINITY;
   private smoothedRtt: number | undefined;
   private windowStart: number;
@@ -128,7 +123,7 @@ export class AdaptiveLimit extends Slots {
   }
 
   /** The smallest round trip seen lately (ms), or undefined before the first answer. */
-  get minRoundTrip(): number | undefined {
+  private get minRoundTrip(): number | undefined {
     const min = Math.min(this.windowMin, this.previousWindowMin);
     return Number.isFinite(min) ? min : undefined;
   }
@@ -147,7 +142,7 @@ export class AdaptiveLimit extends Slots {
       this.decrease(LATENCY_FACTOR, false);
       return;
     }
-    this.answeredSinceDecrease = true;
+    this.answeredSinceThrottled = true;
     // Only a limit in use has proven anything: an idle node keeps its level.
     if (this.inFlight < this.limit / 2) return;
     const before = this.limit;
@@ -178,8 +173,8 @@ export class AdaptiveLimit extends Slots {
     const before = this.limit;
     this.estimate = Math.max(this.bounds.min, this.estimate * factor);
     if (throttled) {
-      if (this.answeredSinceDecrease) this.threshold = this.estimate;
-      this.answeredSinceDecrease = false;
+      if (this.answeredSinceThrottled) this.threshold = this.estimate;
+      this.answeredSinceThrottled = false;
     }
     if (this.limit !== before) this.notify();
   }

@@ -107,7 +107,12 @@ export class Intake {
     this.defer(delivery);
   }
 
-  /** Leaves a durable record on disk only; its msg is done. */
+  /** How many writes from the spool may wait in the writer's queue. */
+  private readAhead(): number {
+    return Math.max(DRAIN_AHEAD_MIN, DRAIN_AHEAD * this.writer.limit.limit);
+  }
+
+  /** Leaves a durable record on disk only, as the queue is full (the log is told once per episode); its msg is done. */
   defer(delivery: SpooledDelivery): void {
     if (!this.spilling) {
       this.spilling = true;
@@ -161,7 +166,7 @@ export class Intake {
   private async drainSteps(spool: Spool): Promise<void> {
     for (;;) {
       const bytes = spool.peekDeferredBytes();
-      const wanted = Math.max(DRAIN_AHEAD_MIN, DRAIN_AHEAD * this.writer.limit.limit) - this.writer.queued;
+      const wanted = this.readAhead() - this.writer.queued;
       if (bytes === undefined || this.closing || wanted <= 0 || !this.writer.hasRoom(bytes)) return;
       const run = await spool.takeDeferredRun(wanted, DRAIN_READ_BYTES);
       for (const [index, { entry, write }] of run.entries()) {

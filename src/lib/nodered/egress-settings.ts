@@ -21,8 +21,6 @@ export type EgressDef = NodeDef & {
   maxQueueMB?: number | string;
   /** Seconds a write keeps retrying transient failures; "" = the default, 0 or "never" = until written. */
   giveUpAfter?: number | string;
-  /** Flows saved before `giveUpAfter`: no longer read (a count of attempts is what lost msgs to outages). */
-  attempts?: number | string;
   maxRetryDelay?: number | string;
   neverOverwrite?: boolean | string;
   /** Batch Completions only. */
