@@ -212,8 +212,14 @@ export class LimitRegistry {
   }
 
   private resize(): void {
+    // Runs after every write (a slot freed): no allocation, the shared limit counted once.
     let sockets = 0;
-    for (const limit of new Set(this.users.values())) sockets += limit.limit;
+    let sharedUsed = false;
+    for (const limit of this.users.values()) {
+      if (limit === this.shared) sharedUsed = true;
+      else sockets += limit.limit;
+    }
+    if (sharedUsed) sockets += this.shared.limit;
     if (sockets === this.sockets) return;
     this.sockets = sockets;
     this.onSockets(sockets);
