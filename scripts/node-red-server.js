@@ -27,7 +27,8 @@ async function startNodeRed(RED, { userDir, port, logLevel = "info", settings = 
     // Node-RED also loads the node modules installed beside itself: keep the dev-only ones out of the palette.
     nodesExcludes: devNodeModules(),
     logging: { console: { level: logLevel } },
-    editorTheme: { tours: false },
+    // No palette catalogue: the editor would fetch it from the flow library, and nothing leaves 127.0.0.1.
+    editorTheme: { tours: false, palette: { catalogues: [] } },
     // Nothing leaves 127.0.0.1: no version check, and no consent prompt in the editor.
     telemetry: { enabled: false, updateNotification: false },
     ...settings,
