@@ -2,11 +2,12 @@ import type { Node, NodeAPI } from "node-red";
 import { type FieldOptions, type RawFields, toFields } from "../core/record";
 import { isBatchRecord } from "../delivery/batch-records";
 import { type Admission, type BatchSettings, Batches, type CompletionTrigger } from "../delivery/batches";
-import { Spool } from "../delivery/spool";
+import type { Spool } from "../delivery/spool";
 import { WriterClosedError, type Writer } from "../delivery/writer";
 import type { S3Sink } from "../s3/client";
 import type { FieldReader } from "./fields";
 import type { Done, EgressMsg, RouteReport, Send } from "./route";
+import { openReportedSpool } from "./spool-opening";
 
 export interface BatchesControllerOptions {
   RED: NodeAPI;
@@ -166,20 +167,8 @@ export class BatchesController {
   private async openSpool(directory: string): Promise<void> {
     const { RED, node, report } = this.options;
     try {
-      const spool = await Spool.open(
-        directory,
-        (problem) =>
-          node.error(RED._("s3-egress.errors.spool-damaged", { problem: `${problem.file} at byte ${problem.offset}: ${problem.problem}` }), {
-            _msgid: RED.util.generateId(),
-            spool: problem,
-          }),
-        { owns: isBatchRecord },
-      );
-      if (spool.foreign.records > 0) {
-        node.warn(RED._("s3-egress.warnings.other-route-records", { count: spool.foreign.records, directory, route: RED._("s3-egress.input.messages") }));
-      }
+      const spool = await openReportedSpool(RED, node, directory, isBatchRecord, RED._("s3-egress.input.messages"));
       this.spoolOpened = spool;
-      if (spool.pending > 0) node.warn(RED._("s3-egress.warnings.resuming", { count: spool.pending, directory }));
       await this.batches.resume(spool);
     } catch (error) {
       this.unusable = new Error(RED._("s3-egress.errors.spool-unusable", { directory, reason: (error as Error).message }));

@@ -4,12 +4,13 @@ import { type FieldOptions, type RawFields, toBody, toFields } from "../core/rec
 import { isBatchRecord } from "../delivery/batch-records";
 import { type AcceptReceiver, Intake } from "../delivery/intake";
 import { MessageRoute, type WriteOutcome } from "../delivery/messages";
-import { Spool } from "../delivery/spool";
+import type { Spool } from "../delivery/spool";
 import { WriterClosedError, type Writer } from "../delivery/writer";
 import type { S3Sink } from "../s3/client";
 import type { DeliverySettings } from "./egress-settings";
 import type { FieldReader } from "./fields";
 import type { Done, EgressMsg, RouteReport, Send } from "./route";
+import { openReportedSpool } from "./spool-opening";
 
 export interface MessagesControllerOptions {
   RED: NodeAPI;
@@ -117,25 +118,13 @@ export class MessagesController {
     this.intake.accept(write, delivery);
   }
 
-  /** Opens the spool, reporting damaged records (to the log and to Catch nodes), records of the other route and what is resumed. */
+  /** Opens the spool (see openReportedSpool); one that cannot be opened is said in the log. */
   private openSpool(directory: string): Promise<Spool> {
     const { RED, node, report } = this.options;
-    const opening = Spool.open(
-      directory,
-      (problem) =>
-        node.error(RED._("s3-egress.errors.spool-damaged", { problem: `${problem.file} at byte ${problem.offset}: ${problem.problem}` }), {
-          _msgid: RED.util.generateId(),
-          spool: problem,
-        }),
-      { owns: (write) => !isBatchRecord(write) },
-    );
+    const opening = openReportedSpool(RED, node, directory, (write) => !isBatchRecord(write), RED._("s3-egress.input.batches"));
     opening.then(
       (spool) => {
         this.spoolOpened = spool;
-        if (spool.foreign.records > 0) {
-          node.warn(RED._("s3-egress.warnings.other-route-records", { count: spool.foreign.records, directory, route: RED._("s3-egress.input.batches") }));
-        }
-        if (spool.pending > 0) node.warn(RED._("s3-egress.warnings.resuming", { count: spool.pending, directory }));
         report.changed();
       },
       (error: Error) => node.error(RED._("s3-egress.errors.spool-unusable", { directory, reason: error.message })),
