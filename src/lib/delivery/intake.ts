@@ -94,14 +94,14 @@ export class Intake {
   }
 
   /** A record of `delivery` is durable: into the writer if there is room and nothing deferred is ahead of it, else left on disk. */
-  appended(delivery: SpooledDelivery, spool: Spool): void {
+  appended(delivery: SpooledDelivery): void {
     // Closing: the record stays on disk for the next start.
     if (this.closing) return delivery.receiver.spooled();
     const bytes = delivery.write.body.length;
-    if (this.writer.hasRoom(bytes) && (this.policy === "reject" || spool.deferred === 0)) return this.start(delivery.write, delivery);
+    if (this.writer.hasRoom(bytes) && (this.policy === "reject" || delivery.spool.deferred === 0)) return this.start(delivery.write, delivery);
     if (this.policy === "reject") {
       // The queue filled up while the record was made durable.
-      spool.release(delivery.entry);
+      delivery.spool.release(delivery.entry);
       return delivery.receiver.failed(this.writer.fullError());
     }
     this.defer(delivery);
@@ -203,7 +203,7 @@ class SpooledDelivery implements AppendWaiter, WriteReceiver {
 
   appended(entry: SpoolEntry): void {
     this.entry = entry;
-    this.intake.appended(this, this.spool);
+    this.intake.appended(this);
   }
 
   appendFailed(error: Error): void {
