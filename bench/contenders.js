@@ -84,4 +84,26 @@ async function rawContender(options, finished) {
 
 const CONTENDERS = { node: nodeContender, raw: rawContender, peer: peerContender };
 
-module.exports = { CONTENDERS };
+/** p50 and p99 of the latencies (ms), sorting them in place. */
+function latencyQuantiles(latencies) {
+  latencies.sort((a, b) => a - b);
+  const quantile = (q) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : NaN);
+  return { p50Ms: quantile(0.5), p99Ms: quantile(0.99) };
+}
+
+/** Runs one measurement process: stops its contender, prints the result as one JSON line for bench/run.js, and exits. */
+function runMeasurement(measure) {
+  measure().then(
+    async ({ contender, result }) => {
+      await contender.stop();
+      process.stdout.write(JSON.stringify(result) + "\n");
+      process.exit(0);
+    },
+    (error) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
+
+module.exports = { CONTENDERS, latencyQuantiles, runMeasurement };

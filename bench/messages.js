@@ -7,7 +7,7 @@
 // which holds when other processes share the cores), peak RSS (bytes), errors.
 
 const { performance } = require("node:perf_hooks");
-const { CONTENDERS } = require("./contenders");
+const { CONTENDERS, latencyQuantiles, runMeasurement } = require("./contenders");
 
 async function main() {
   const options = { concurrency: 32, warmupMs: 1000, measureMs: 4000, payloadBytes: 256, ...JSON.parse(process.argv[2]) };
@@ -58,24 +58,16 @@ async function main() {
   stopping = true;
   if (done < next) await Promise.race([allDrained, new Promise((resolve) => setTimeout(resolve, 30_000))]);
   const peakRss = process.resourceUsage().maxRSS * 1024;
-  latencies.sort((a, b) => a - b);
-  const quantile = (q) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : NaN);
   const result = {
     msgsPerSec: countedInWindow / (options.measureMs / 1000),
     msgs: countedInWindow,
-    p50Ms: quantile(0.5),
-    p99Ms: quantile(0.99),
+    ...latencyQuantiles(latencies),
     cpuMicrosPerMsg: (cpu.user + cpu.system) / countedInWindow,
     peakRss,
     errors,
     firstError,
   };
-  await contender.stop();
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(0);
+  return { contender, result };
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+runMeasurement(main);

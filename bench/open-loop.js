@@ -7,7 +7,7 @@
 // time per msg, peak RSS, errors, and for the node the writes-in-flight limit at the end.
 
 const { performance } = require("node:perf_hooks");
-const { CONTENDERS } = require("./contenders");
+const { CONTENDERS, latencyQuantiles, runMeasurement } = require("./contenders");
 
 /** Arrivals per tick at a fixed rate. */
 const TICK_MS = 10;
@@ -56,27 +56,19 @@ async function main() {
   clearTimeout(limitTimer);
   const elapsedMs = performance.now() - begin;
   const cpu = process.cpuUsage(cpuAtStart);
-  latencies.sort((a, b) => a - b);
-  const quantile = (q) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : NaN);
   const result = {
     msgs: options.msgs,
     finished: finishedCount,
     msgsPerSec: finishedCount / (elapsedMs / 1000),
     elapsedMs,
-    p50Ms: quantile(0.5),
-    p99Ms: quantile(0.99),
+    ...latencyQuantiles(latencies),
     cpuMicrosPerMsg: (cpu.user + cpu.system) / Math.max(1, finishedCount),
     peakRss: process.resourceUsage().maxRSS * 1024,
     errors,
     firstError,
     limit,
   };
-  await contender.stop();
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(0);
+  return { contender, result };
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+runMeasurement(main);
