@@ -168,16 +168,21 @@ export class Writer {
     return this.heldBytes;
   }
 
+  /** Msgs held against the bounds: queued, in flight and reserved. */
+  private get heldMessages(): number {
+    return this.queued + this.running + this.reservedMessages;
+  }
+
   /** Whether a write of `bytes` fits the bounds now. An empty writer takes any one write, so a large msg is never refused forever. */
   hasRoom(bytes: number): boolean {
-    const held = this.queued + this.running + this.reservedMessages;
+    const held = this.heldMessages;
     if (held === 0) return true;
     return held < this.bounds.maxMessages && this.heldBytes + bytes <= this.bounds.maxBytes;
   }
 
   /** The error a write beyond the bounds is refused with; the same one while nothing changes, as a burst refuses thousands at once. */
   fullError(): QueueFullError {
-    const held = { messages: this.queued + this.running + this.reservedMessages, bytes: this.heldBytes };
+    const held = { messages: this.heldMessages, bytes: this.heldBytes };
     const last = this.lastFullError;
     if (last && last.held.messages === held.messages && last.held.bytes === held.bytes) return last;
     this.lastFullError = new QueueFullError(this.bounds, held);
@@ -267,7 +272,7 @@ export class Writer {
   }
 
   private isIdle(): boolean {
-    return this.queued === 0 && this.running === 0 && this.reservedMessages === 0;
+    return this.heldMessages === 0;
   }
 
   private pump(): void {
