@@ -148,16 +148,20 @@ export class BatchesController {
   }
 
   private fail(error: Error, done: Done): void {
-    if (error instanceof WriterClosedError) this.abandoned++;
-    this.options.report.failed(error);
+    this.counted(error);
     done(error);
   }
 
   private reportFailure(error: Error, key: string, trigger: CompletionTrigger, msgid?: string): void {
-    const { RED, node, sink, report } = this.options;
-    if (error instanceof WriterClosedError) this.abandoned++;
-    report.failed(error);
+    const { RED, node, sink } = this.options;
+    this.counted(error);
     node.error(error, { _msgid: msgid ?? RED.util.generateId(), topic: key, completedBy: trigger, s3: { bucket: sink.bucket, key } });
+  }
+
+  /** A msg or batch failed: counted as abandoned when the node closed first, and told to the status. */
+  private counted(error: Error): void {
+    if (error instanceof WriterClosedError) this.abandoned++;
+    this.options.report.failed(error);
   }
 
   /**
