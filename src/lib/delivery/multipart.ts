@@ -2,9 +2,7 @@ import type { CompletedPart, ObjectOptions, S3Sink, WriteResult } from "../s3/cl
 import { S3Error } from "../s3/errors";
 import type { Writer } from "./writer";
 
-/** S3's smallest part, for every part but the last. */
-export const MIN_PART_SIZE = 5 * 1024 * 1024;
-/** The part size used unless told otherwise: an object in the making holds about this much in memory. */
+/** The part size used unless told otherwise (S3 takes 5 MiB and up for every part but the last): an object in the making holds about this much in memory. */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** S3's largest part number. */
 const MAX_PARTS = 10_000;
