@@ -6,6 +6,7 @@ import helper from "node-red-node-test-helper";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { encodeRecord } from "../../nodes/lib/delivery/spool";
 import { egressSpoolDir, range, scenarioMsg, sendAll } from "../support/deliveries";
+import { faultContext } from "../support/fault-context";
 import { FaultProxy } from "../support/fault-proxy";
 import { EgressFlow } from "../support/flow";
 import { LocalS3 } from "../support/s3";
@@ -103,22 +104,11 @@ describe("faults: metrics after a known sequence (spooled restart, writes, retri
 });
 
 describe("faults: write-only health signal", function () {
-  let s3: LocalS3;
-  let proxy: FaultProxy;
-
-  before(async () => {
-    s3 = await LocalS3.start();
-    proxy = await FaultProxy.start(s3.endpoint);
-  });
-  after(async () => {
-    await EgressFlow.unload();
-    helper.settings({});
-    await proxy.stop();
-    await s3.stop();
-  });
+  const context = faultContext();
 
   it("turns yellow when msgs wait without a write for the configured time, with PutObject the only request", async () => {
-    helper.settings({ s3EgressMetrics: { stallMinutes: 0.02 } } as Parameters<typeof helper.settings>[0]);
+    const { proxy, userDir } = context;
+    helper.settings({ userDir, s3EgressMetrics: { stallMinutes: 0.02 } } as Parameters<typeof helper.settings>[0]);
     proxy.script([{ action: { kind: "latency", ms: 4_000 } }]);
     const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 1 });
     const writing = flow.write(scenarioMsg(1).msg);
