@@ -52,6 +52,7 @@ interface EditorApi {
     dirty(dirty: boolean): void;
   };
   view: { redraw(updateActive?: boolean): void };
+  tray: { close(): void };
   sidebar: { help: { show(type: string): void }; show(tab: string): void };
 }
 declare const RED: EditorApi;
@@ -90,6 +91,19 @@ async function press(page: Page, id: string, name: string): Promise<void> {
     if (await confirmed.first().waitFor({ timeout: 3_000 }).then(() => true, () => false)) return;
   }
   throw new Error(`the editor never confirmed injecting ${name}`);
+}
+
+/** Closes any edit tray an earlier step left open: its code editor would take the next click on the workspace. */
+async function closeTrays(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => {
+      const open = document.querySelector("#red-ui-editor-stack .red-ui-tray") !== null;
+      if (open) RED.tray.close();
+      return !open;
+    },
+    undefined,
+    { polling: 500, timeout: 20_000 },
+  );
 }
 
 /** Deploys, and fails if the editor asks to confirm a deploy of nodes that are not properly configured. */
@@ -399,6 +413,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
       },
       { sink: CONFIG_ID, z: MESSAGES_TAB, msgs: readings },
     );
+    await closeTrays(page);
     await page.locator('[id="e2e0000000000003"] .red-ui-flow-node').dblclick();
     await page.locator("#s3-egress-preview-sample").fill(JSON.stringify(readings, null, 2));
     await page.locator("#s3-egress-preview-result td", { hasText: "e2e/batches/factory/telemetry/press-7/shift-1" }).waitFor();
