@@ -203,6 +203,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     await page.locator(".red-ui-notification", { hasText: "Imported" }).waitFor({ state: "detached" });
 
     // The egress node's dialog, with the preview computed by the runtime.
+    await closeTrays(page);
     await page.locator(`[id="${EGRESS_ID}"] .red-ui-flow-node`).dblclick();
     const preview = page.locator("#s3-egress-preview-result table");
     await preview.waitFor();
@@ -288,6 +289,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     await page.locator(`[id="${EGRESS_ID}"]:has(.red-ui-flow-node-status-dot-green) .red-ui-flow-node-status-label`, { hasText: /^ok \(\d+\)$/ }).waitFor();
 
     // The secret never comes back to the editor: reopening the config dialog shows a placeholder only.
+    await closeTrays(page);
     await page.locator(`[id="${EGRESS_ID}"] .red-ui-flow-node`).dblclick();
     await page.locator("#node-input-btn-sink-edit").click();
     assert.notEqual(await page.locator("#node-config-input-secretAccessKey").inputValue(), "S3RVER");
