@@ -1,12 +1,7 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { S3Error, fromSdkError } from "./errors";
 import { agentFor } from "./proxy";
 import { RequestSigner, canonicalQuery, uriEncode } from "./sigv4";
@@ -101,6 +96,18 @@ const CLOCK_RESOLUTION_MS = 10_000;
 
 type CredentialChain = (options?: { forceRefresh?: boolean }) => Promise<Credentials>;
 
+type SdkModule = typeof import("@aws-sdk/client-s3");
+let sdkModule: SdkModule | undefined;
+
+/**
+ * The AWS SDK, loaded on first use: about 20 MiB of memory a Node-RED process with static keys
+ * and single-part writes never needs (only multipart control calls and the default credential
+ * chain use it).
+ */
+function loadSdk(): SdkModule {
+  return (sdkModule ??= require("@aws-sdk/client-s3") as SdkModule);
+}
+
 /** An answer that is not 2xx: its status, headers and the first bytes of its body. */
 interface ErrorAnswer {
   statusCode: number;
@@ -125,7 +132,10 @@ export class S3Sink {
   private readonly region: string;
   /** Names the config node in errors the user must act on. */
   private readonly owner: string;
-  private readonly sdk: S3Client;
+  /** The SDK client and its socket pool, made on first use (see loadSdk). */
+  private sdkClient: { client: S3Client; agent: http.Agent } | undefined;
+  private readonly settings: SinkSettings;
+  private maxSockets = 16;
   private readonly signer: RequestSigner;
   /** Static keys, or the SDK's (memoised, refreshing) default credential chain. */
   private readonly credentials: Credentials | CredentialChain;
@@ -135,40 +145,28 @@ export class S3Sink {
   private clockOffset = 0;
   private readonly target: Target;
   private readonly agent: http.Agent;
-  private readonly sdkAgent: http.Agent;
   private readonly timing: SinkTiming;
 
   constructor(
     settings: SinkSettings,
     private readonly events: SinkEvents = {},
   ) {
+    this.settings = settings;
     this.bucket = settings.bucket;
     this.region = settings.region;
     this.owner = settings.owner ?? "the s3-egress-config node";
     this.timing = { ...DEFAULT_TIMING, ...settings.timing };
     this.target = resolveTarget(settings);
-    const endpointUrl = new URL(`${this.target.protocol}//${this.target.host}/`);
-    this.sdkAgent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16 });
-    this.sdk = new S3Client({
-      region: settings.region,
-      endpoint: settings.endpoint || undefined,
-      forcePathStyle: settings.forcePathStyle,
-      credentials: settings.credentials,
-      // The writer retries; the SDK must not multiply its attempts.
-      maxAttempts: 1,
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: { httpAgent: this.sdkAgent, httpsAgent: this.sdkAgent, requestTimeout: this.timing.idleMs },
-    });
     this.signer = new RequestSigner(settings.region);
-    this.credentials = settings.credentials ?? (this.sdk.config.credentials as CredentialChain);
-    this.agent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16, scheduling: "lifo" });
+    this.credentials = settings.credentials ?? ((options) => (this.sdk().config.credentials as CredentialChain)(options));
+    this.agent = agentFor(new URL(`${this.target.protocol}//${this.target.host}/`), { keepAlive: true, maxSockets: this.maxSockets, scheduling: "lifo" });
   }
 
   /** Sizes the socket pools to the writes in flight of every node using this sink (each may be an SDK call). */
   setMaxSockets(count: number): void {
-    this.agent.maxSockets = Math.max(1, count);
-    this.sdkAgent.maxSockets = Math.max(1, count);
+    this.maxSockets = Math.max(1, count);
+    this.agent.maxSockets = this.maxSockets;
+    if (this.sdkClient) this.sdkClient.agent.maxSockets = this.maxSockets;
   }
 
   /** How far S3's clock is ahead of this machine's (negative: behind), as last learnt; 0 until S3 complained. */
@@ -187,6 +185,7 @@ export class S3Sink {
   }
 
   async createMultipartUpload(key: string, options: ObjectOptions): Promise<string> {
+    const { CreateMultipartUploadCommand } = loadSdk();
     const output = await this.callSdk((sdk, sendOptions) =>
       sdk.send(
         new CreateMultipartUploadCommand({
@@ -205,6 +204,7 @@ export class S3Sink {
 
   /** `ifNoneMatch`: S3 answers 412 instead of completing when the key holds an object already. */
   async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], ifNoneMatch = false): Promise<WriteResult> {
+    const { CompleteMultipartUploadCommand } = loadSdk();
     const output = await this.callSdk((sdk, sendOptions) =>
       sdk.send(
         new CompleteMultipartUploadCommand({
@@ -221,13 +221,35 @@ export class S3Sink {
   }
 
   async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
+    const { AbortMultipartUploadCommand } = loadSdk();
     await this.callSdk((sdk, sendOptions) => sdk.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }), sendOptions));
   }
 
   destroy(): void {
     this.agent.destroy();
-    this.sdkAgent.destroy();
-    this.sdk.destroy();
+    this.sdkClient?.agent.destroy();
+    this.sdkClient?.client.destroy();
+  }
+
+  /** The SDK client, made on first use with the clock offset learnt so far. */
+  private sdk(): S3Client {
+    if (this.sdkClient) return this.sdkClient.client;
+    const { settings } = this;
+    const agent = agentFor(new URL(`${this.target.protocol}//${this.target.host}/`), { keepAlive: true, maxSockets: this.maxSockets });
+    const client = new (loadSdk().S3Client)({
+      region: settings.region,
+      endpoint: settings.endpoint || undefined,
+      forcePathStyle: settings.forcePathStyle,
+      credentials: settings.credentials,
+      // The writer retries; the SDK must not multiply its attempts.
+      maxAttempts: 1,
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      requestHandler: { httpAgent: agent, httpsAgent: agent, requestTimeout: this.timing.idleMs },
+    });
+    client.config.systemClockOffset = this.clockOffset;
+    this.sdkClient = { client, agent };
+    return client;
   }
 
   /**
@@ -240,14 +262,14 @@ export class S3Sink {
     for (;;) {
       await this.currentCredentials();
       try {
-        return await call(this.sdk, { abortSignal: AbortSignal.timeout(this.timing.sdkDeadlineMs) });
+        return await call(this.sdk(), { abortSignal: AbortSignal.timeout(this.timing.sdkDeadlineMs) });
       } catch (error) {
         const failure = fromSdkError(error);
         const metadata = (error as { $metadata?: { clockSkewCorrected?: boolean } }).$metadata;
         // The SDK moved its own clock offset from the answer's Date header; the lean path adopts it too.
         if (!skewCorrected && (metadata?.clockSkewCorrected || CLOCK_SKEW_CODES.has(failure.code))) {
           skewCorrected = true;
-          if (this.adoptClockOffset(this.sdk.config.systemClockOffset ?? 0)) continue;
+          if (this.adoptClockOffset(this.sdk().config.systemClockOffset ?? 0)) continue;
         }
         if (EXPIRED_TOKEN_CODES.has(failure.code) && !refreshed && (await this.refreshCredentials())) {
           refreshed = true;
@@ -399,7 +421,7 @@ export class S3Sink {
   private adoptClockOffset(offsetMs: number): boolean {
     if (Math.abs(offsetMs - this.clockOffset) < CLOCK_RESOLUTION_MS) return false;
     this.clockOffset = offsetMs;
-    this.sdk.config.systemClockOffset = offsetMs;
+    if (this.sdkClient) this.sdkClient.client.config.systemClockOffset = offsetMs;
     this.events.onClockSkew?.(offsetMs);
     return true;
   }

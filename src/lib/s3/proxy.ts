@@ -1,7 +1,5 @@
 import http from "node:http";
 import https from "node:https";
-import { HttpProxyAgent } from "http-proxy-agent";
-import { HttpsProxyAgent } from "https-proxy-agent";
 
 type Environment = Record<string, string | undefined>;
 
@@ -43,5 +41,11 @@ export function agentFor(url: URL, options: http.AgentOptions): http.Agent {
   const proxy = proxyFor(url);
   const secure = url.protocol === "https:";
   if (!proxy) return secure ? new https.Agent(options) : new http.Agent(options);
-  return secure ? new HttpsProxyAgent(proxy, options) : new HttpProxyAgent(proxy, options);
+  // The proxy agents (and what they pull in) are loaded only where a proxy applies.
+  if (secure) {
+    const { HttpsProxyAgent } = require("https-proxy-agent") as typeof import("https-proxy-agent");
+    return new HttpsProxyAgent(proxy, options);
+  }
+  const { HttpProxyAgent } = require("http-proxy-agent") as typeof import("http-proxy-agent");
+  return new HttpProxyAgent(proxy, options);
 }
