@@ -96,6 +96,11 @@ const MAX_REDIRECTS = 3;
 const CLOCK_SKEW_CODES = new Set(["RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"]);
 /** Answers saying temporary credentials have expired. */
 const EXPIRED_TOKEN_CODES = new Set(["ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"]);
+/**
+ * A keep-alive socket unused this long is closed, so the pool shrinks back to what the writes use
+ * (S3 itself closes connections idle for about 20 s; a socket it closed first is never reused).
+ */
+const FREE_SOCKET_IDLE_MS = 15_000;
 /** S3 allows 15 minutes; a smaller difference than this (Date headers have whole seconds) is no reason to move the signing clock. */
 const CLOCK_RESOLUTION_MS = 10_000;
 
@@ -148,7 +153,7 @@ export class S3Sink {
     this.timing = { ...DEFAULT_TIMING, ...settings.timing };
     this.target = resolveTarget(settings);
     const endpointUrl = new URL(`${this.target.protocol}//${this.target.host}/`);
-    this.sdkAgent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16 });
+    this.sdkAgent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16, timeout: FREE_SOCKET_IDLE_MS });
     this.sdk = new S3Client({
       region: settings.region,
       endpoint: settings.endpoint || undefined,
@@ -162,7 +167,8 @@ export class S3Sink {
     });
     this.signer = new RequestSigner(settings.region);
     this.credentials = settings.credentials ?? (this.sdk.config.credentials as CredentialChain);
-    this.agent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16, scheduling: "lifo" });
+    // Last in, first out: the sockets a smaller load no longer needs stay idle and close.
+    this.agent = agentFor(endpointUrl, { keepAlive: true, maxSockets: 16, scheduling: "lifo", timeout: FREE_SOCKET_IDLE_MS });
   }
 
   /** Sizes the socket pools to the writes in flight of every node using this sink (each may be an SDK call). */
