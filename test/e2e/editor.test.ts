@@ -5,13 +5,11 @@
 // rendered help of both nodes; the batch preview against the object written. The steps run in
 // order on one page. Run by `npm run test:e2e`.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Page } from "playwright-core";
-import { type EditorBrowser, openChromium, SCREENSHOTS } from "../support/chromium";
-import { installPackedPackage, type NodeRedProcess, startNodeRedProcess } from "../support/packed";
-import { LocalS3, TEST_BUCKET } from "../support/s3";
+import { SCREENSHOTS } from "../support/chromium";
+import { editorSession } from "../support/editor-session";
+import { type LocalS3, TEST_BUCKET } from "../support/s3";
 
 const PACKAGE = "@iot-sinks/node-red-s3-egress";
 // Node ids of examples/messages-from-simulated-devices.json; its config node is pointed at this test's s3rver.
@@ -159,36 +157,11 @@ async function screenshotDialog(page: Page, content: string, file: string): Prom
 
 describe("editor in Chromium (packed package, Import → Examples, deploy, inject)", function () {
   this.timeout(180_000);
-  let s3: LocalS3;
-  let userDir: string;
-  let nodeRed: NodeRedProcess;
-  let browser: EditorBrowser;
-  let page: Page;
-
-  before(async () => {
-    s3 = await LocalS3.start();
-    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-e2e-"));
-    installPackedPackage(userDir);
-    nodeRed = await startNodeRedProcess(userDir);
-    browser = await openChromium({ width: 1400, height: 1500 });
-    page = browser.page;
-  });
-
-  afterEach(async function () {
-    // What the browser showed when a step failed, to see why.
-    if (this.currentTest?.state === "failed") await page.screenshot({ path: path.join(SCREENSHOTS, `failure-${this.currentTest.title.slice(0, 24).replace(/\W+/g, "-")}.png`) });
-  });
-
-  after(async () => {
-    await browser?.close();
-    await nodeRed?.stop();
-    await s3?.stop();
-    if (userDir) rmSync(userDir, { recursive: true, force: true });
-  });
+  const session = editorSession({ width: 1400, height: 1500 });
 
   it("imports the example, configures the bucket in the dialog, deploys, and the inject lands an object with the seed's key and metadata", async () => {
-    await page.goto(nodeRed.url);
-    await page.locator('.red-ui-palette-node[data-palette-type="s3-egress"]').waitFor();
+    const { page, s3, browser } = session;
+    await session.openEditor();
 
     // Import → Examples → our package → the simulated devices flow.
     await page.locator("#red-ui-header-button-sidemenu").click();
@@ -300,6 +273,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
   });
 
   it("a node dragged from the palette takes the only bucket configuration; a default inject fails it with every field to set named, in a red ring and under its label", async () => {
+    const { page } = session;
     const chart = page.locator("#red-ui-workspace-chart");
     await page.locator('.red-ui-palette-node[data-palette-type="s3-egress"]').dragTo(chart, { targetPosition: { x: 520, y: 420 } });
     await page.locator('.red-ui-palette-node[data-palette-type="inject"]').dragTo(chart, { targetPosition: { x: 220, y: 420 } });
@@ -333,6 +307,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
   });
 
   it("imports every other example through Import → Examples, one after the other, with no conflict prompt, and deploys with no 'not properly configured' prompt", async () => {
+    const { page } = session;
     await importExample(page, "batches-from-simulated-devices", "S3 egress: batches");
     await importExample(page, "error-handling-with-catch-and-status", "S3 egress: error handling");
     await importExample(page, "mqtt-in-to-s3", "S3 egress: MQTT in");
@@ -367,6 +342,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
   });
 
   it("renders the help of both nodes with every property in its list, descriptions whole", async () => {
+    const { page } = session;
     const egress = await renderedHelp(page, "s3-egress");
     const names = egress.properties.map((property) => property.name);
     for (const name of ["payload", "streamGroup", "stream", "deviceId", "batchId", "batchSliceId", "messageId", "workspaceId", "contentType", "complete", "s3"]) {
@@ -394,6 +370,7 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
   });
 
   it("previews a batch as the node writes it: key, NDJSON Content-Type and the concatenated size of the sample msgs", async () => {
+    const { page, s3, browser } = session;
     const readings = [
       { streamGroup: "factory", stream: "telemetry", deviceId: "press-7", batchId: "shift-1", payload: { temperature: 20.5 } },
       { streamGroup: "factory", stream: "telemetry", deviceId: "press-7", batchId: "shift-1", payload: { temperature: 21 } },

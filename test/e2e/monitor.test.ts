@@ -2,13 +2,10 @@
 // deployed, the tab opened from the sidebar's tab menu; the inject button raises a node's count, and
 // clicking its row reveals the node. Run by `npm run test:e2e`; the screenshot is the README's.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import type { Page } from "playwright-core";
-import { type EditorBrowser, openChromium, SCREENSHOTS } from "../support/chromium";
-import { installPackedPackage, type NodeRedProcess, startNodeRedProcess } from "../support/packed";
-import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
+import { SCREENSHOTS } from "../support/chromium";
+import { editorSession } from "../support/editor-session";
+import { CREDENTIALS, TEST_BUCKET } from "../support/s3";
 
 
 /** A tab with an inject node wired to an s3-egress node; `repeat` in seconds, or none for the button only. */
@@ -23,42 +20,21 @@ function sinkFlow(suffix: string, label: string, name: string, repeat: string): 
 
 describe("sidebar tab S3 egress in Chromium (packed package)", function () {
   this.timeout(180_000);
-  let s3: LocalS3;
-  let userDir: string;
-  let nodeRed: NodeRedProcess;
-  let browser: EditorBrowser;
-  let page: Page;
+  const session = editorSession({ width: 1400, height: 900 });
 
   before(async () => {
-    s3 = await LocalS3.start();
-    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-e2e-monitor-"));
-    installPackedPackage(userDir);
-    nodeRed = await startNodeRedProcess(userDir);
     const flows = [
       ...sinkFlow("1", "Plant", "plant sink", ""),
       ...sinkFlow("2", "Fleet", "fleet sink", "0.5"),
-      { id: "c1", type: "s3-egress-config", name: "test S3", bucket: TEST_BUCKET, region: "us-east-1", endpoint: s3.endpoint, forcePathStyle: true, credentials: CREDENTIALS },
+      { id: "c1", type: "s3-egress-config", name: "test S3", bucket: TEST_BUCKET, region: "us-east-1", endpoint: session.s3.endpoint, forcePathStyle: true, credentials: CREDENTIALS },
     ];
-    const deployed = await fetch(`${nodeRed.url}/flows`, { method: "POST", headers: { "content-type": "application/json", "node-red-deployment-type": "full" }, body: JSON.stringify(flows) });
+    const deployed = await fetch(`${session.nodeRed.url}/flows`, { method: "POST", headers: { "content-type": "application/json", "node-red-deployment-type": "full" }, body: JSON.stringify(flows) });
     assert.ok(deployed.ok, `deploy answered ${deployed.status}`);
-    browser = await openChromium({ width: 1400, height: 900 });
-    page = browser.page;
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === "failed") await page.screenshot({ path: path.join(SCREENSHOTS, "sidebar-failure.png") });
-  });
-
-  after(async () => {
-    await browser?.close();
-    await nodeRed?.stop();
-    await s3?.stop();
-    if (userDir) rmSync(userDir, { recursive: true, force: true });
   });
 
   it("lists both sinks; an inject raises the plant sink's count, which matches the bucket; clicking the row reveals the node", async () => {
-    await page.goto(nodeRed.url);
-    await page.locator('.red-ui-palette-node[data-palette-type="s3-egress"]').waitFor();
+    const { page, s3, browser } = session;
+    await session.openEditor();
 
     // Open the tab as a person does: the sidebar's tab menu, then "S3 egress".
     await page.locator("#red-ui-sidebar .red-ui-tab-link-button-menu").click();

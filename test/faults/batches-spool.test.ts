@@ -1,37 +1,17 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import helper from "node-red-node-test-helper";
 import { MiB, patternBytes } from "../support/bytes";
 import { range, spoolSegments } from "../support/deliveries";
-import { FaultProxy } from "../support/fault-proxy";
+import { faultContext } from "../support/fault-context";
 import { EgressFlow } from "../support/flow";
-import { LocalS3 } from "../support/s3";
 
 
 describe("faults: open batches kept in the spool across a redeploy, Batch Completions route", function () {
-  let s3: LocalS3;
-  let proxy: FaultProxy;
+  const context = faultContext();
   let flow: EgressFlow;
-  let userDir: string;
-  const segments = () => spoolSegments(userDir);
-
-  before(async () => {
-    s3 = await LocalS3.start();
-    proxy = await FaultProxy.start(s3.endpoint);
-    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-batches-"));
-    helper.settings({ userDir });
-  });
-  after(async () => {
-    helper.settings({});
-    await EgressFlow.unload();
-    await proxy.stop();
-    await s3.stop();
-    rmSync(userDir, { recursive: true, force: true });
-  });
+  const segments = () => spoolSegments(context.userDir);
 
   it("a redeploy mid-batch neither completes nor truncates the open batches: they are rebuilt from the spool and completed whole", async () => {
+    const { s3 } = context;
     flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline", spool: true });
     const devices = ["d1", "d2"];
     const msg = (deviceId: string, index: number) => ({
@@ -65,8 +45,7 @@ describe("faults: open batches kept in the spool across a redeploy, Batch Comple
   });
 
   it("a batch streaming as a multipart upload: the redeploy aborts the upload, the new node uploads the whole batch again", async () => {
-    await EgressFlow.unload();
-    await s3.clear();
+    const { s3, proxy } = context;
     flow = await EgressFlow.load(proxy.endpoint, { input: "batches", concatenation: "plain", spool: true });
     const robot = { streamGroup: "g", stream: "s", deviceId: "robot", batchId: "big" };
     const chunks = range(12).map((index) => patternBytes(index, MiB));

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { assertBucketHolds, egressSpoolDir, range, scenarioMsg, spoolSegments } from "../support/deliveries";
-import { FaultProxy } from "../support/fault-proxy";
-import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
+import { faultContext } from "../support/fault-context";
+import { CREDENTIALS, TEST_BUCKET } from "../support/s3";
 import { scanSegment } from "../../nodes/lib/delivery/spool";
 
 /** Records in the spool of the node "egress", counted from its segment files. */
@@ -59,9 +58,8 @@ class Runtime {
   }
 }
 
-/** A user directory with this package installed and one s3-egress node "egress" with `egress` settings. */
-function userDirWith(endpoint: string, egress: Record<string, unknown>): string {
-  const userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-crash-"));
+/** Installs this package into the user directory, with a flow of one s3-egress node "egress" with `egress` settings. */
+function installWithFlow(userDir: string, endpoint: string, egress: Record<string, unknown>): void {
   mkdirSync(path.join(userDir, "node_modules", "@iot-sinks"), { recursive: true });
   symlinkSync(PACKAGE_ROOT, path.join(userDir, "node_modules", "@iot-sinks", "node-red-s3-egress"), "dir");
   const flows = [
@@ -71,31 +69,15 @@ function userDirWith(endpoint: string, egress: Record<string, unknown>): string 
   ];
   writeFileSync(path.join(userDir, "flows.json"), JSON.stringify(flows));
   writeFileSync(path.join(userDir, "flows_cred.json"), JSON.stringify({ cfg: CREDENTIALS }));
-  return userDir;
 }
 
 describe("faults: the runtime process killed with SIGKILL mid-load, restarted with the spool", function () {
   this.timeout(120_000);
-  let s3: LocalS3;
-  let proxy: FaultProxy;
-  let userDir: string;
-
-  before(async () => {
-    s3 = await LocalS3.start();
-    proxy = await FaultProxy.start(s3.endpoint);
-  });
-  after(async () => {
-    await proxy.stop();
-    await s3.stop();
-  });
-  afterEach(async () => {
-    await s3.clear();
-    proxy.reset();
-    rmSync(userDir, { recursive: true, force: true });
-  });
+  const context = faultContext();
 
   it("every msg the killed runtime accepted is written after the restart; resent msgs make no strays", async () => {
-    userDir = userDirWith(proxy.endpoint, { concurrency: 4, maxQueue: 20 });
+    const { s3, proxy, userDir } = context;
+    installWithFlow(userDir, proxy.endpoint, { concurrency: 4, maxQueue: 20 });
     const total = 600;
     proxy.script([{ action: { kind: "latency", ms: 25 } }]);
     const first = new Runtime(userDir, range(total));
@@ -123,7 +105,8 @@ describe("faults: the runtime process killed with SIGKILL mid-load, restarted wi
   });
 
   it("Batch Completions: every msg the killed runtime acknowledged is in its batch after the restart, in arrival order", async () => {
-    userDir = userDirWith(proxy.endpoint, { input: "batches", concatenation: "newline", idleTimeout: 1, concurrency: 4 });
+    const { s3, proxy, userDir } = context;
+    installWithFlow(userDir, proxy.endpoint, { input: "batches", concatenation: "newline", idleTimeout: 1, concurrency: 4 });
     const text = { S3_EGRESS_CHILD_TEXT: "1" };
     const first = new Runtime(userDir, range(1000), text);
     await first.until(() => first.done.size >= 300);
@@ -148,7 +131,8 @@ describe("faults: the runtime process killed with SIGKILL mid-load, restarted wi
   });
 
   it("S3 down (503) while 200 msgs arrive, killed, S3 back, restarted at the default settings: all 200 written, as a transient failure never ends a spooled msg", async () => {
-    userDir = userDirWith(proxy.endpoint, {});
+    const { s3, proxy, userDir } = context;
+    installWithFlow(userDir, proxy.endpoint, {});
     proxy.script([{ action: { kind: "error", status: 503, code: "ServiceUnavailable" } }]);
     const downSince = Date.now();
     const first = new Runtime(userDir, range(200));

@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import helper from "node-red-node-test-helper";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { encodeRecord } from "../../nodes/lib/delivery/spool";
 import { egressSpoolDir, range, scenarioMsg, sendAll } from "../support/deliveries";
 import { faultContext } from "../support/fault-context";
-import { FaultProxy } from "../support/fault-proxy";
 import { EgressFlow } from "../support/flow";
 import { LocalS3 } from "../support/s3";
 
@@ -29,24 +27,10 @@ function valueOf(series: Awaited<ReturnType<typeof scrape>>, name: string, label
 }
 
 describe("faults: metrics after a known sequence (spooled restart, writes, retries, refusals, a permanent error)", function () {
-  let s3: LocalS3;
-  let proxy: FaultProxy;
-  let userDir: string;
-
-  before(async () => {
-    s3 = await LocalS3.start();
-    proxy = await FaultProxy.start(s3.endpoint);
-    userDir = mkdtempSync(path.join(tmpdir(), "s3-egress-userdir-"));
-  });
-  after(async () => {
-    await EgressFlow.unload();
-    helper.settings({});
-    await proxy.stop();
-    await s3.stop();
-    rmSync(userDir, { recursive: true, force: true });
-  });
+  const context = faultContext();
 
   it("counts what happened, and the objects written match the bucket", async () => {
+    const { s3, proxy, userDir } = context;
     // A restart finds two records in the spool: the node writes them first.
     const resumed = range(2).map((index) => scenarioMsg(index, { bytes: 100 }));
     mkdirSync(egressSpoolDir(userDir), { recursive: true });
@@ -54,7 +38,6 @@ describe("faults: metrics after a known sequence (spooled restart, writes, retri
       path.join(egressSpoolDir(userDir), "000000000001.seg"),
       Buffer.concat(resumed.map((item, index) => encodeRecord({ msgid: `r${index}`, key: item.key, contentType: "application/octet-stream", metadata: item.metadata, headers: {}, body: item.body }))),
     );
-    helper.settings({ userDir });
     const flow = await EgressFlow.load(proxy.endpoint, { name: "plant sink", spool: true, queueFull: "reject", concurrency: 1, maxQueue: 1 });
     await flow.output((msg) => msg._msgid === "r1");
 

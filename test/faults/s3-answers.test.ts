@@ -3,11 +3,12 @@ import http from "node:http";
 import { S3Sink, type SinkSettings } from "../../nodes/lib/s3/client";
 import { S3Error } from "../../nodes/lib/s3/errors";
 import { assertBucketHolds, range, scenarioMsg, sendAll } from "../support/deliveries";
+import { faultContext } from "../support/fault-context";
 import { FaultProxy } from "../support/fault-proxy";
 import { EgressFlow } from "../support/flow";
 import { type LoopbackEndpoint, listenOnLoopback } from "../support/loopback";
 import { S3Inspector } from "../support/inspector";
-import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
+import { CREDENTIALS, TEST_BUCKET } from "../support/s3";
 
 const options = { contentType: "application/octet-stream", metadata: { "device-id": "d1" } };
 const TWENTY_MINUTES = 20 * 60 * 1000;
@@ -29,10 +30,9 @@ function loopback(answer: (request: http.IncomingMessage, response: http.ServerR
 }
 
 describe("faults: what S3 (or something in its place) answers", function () {
-  let s3: LocalS3;
+  const context = faultContext();
   /** Checks signatures as S3 does (with this machine's clock), in front of s3rver. */
   let inspector: S3Inspector;
-  let proxy: FaultProxy;
   const sinkSettings = (endpoint: string, extra: Partial<SinkSettings> = {}): SinkSettings => ({
     bucket: TEST_BUCKET,
     region: "us-east-1",
@@ -43,41 +43,30 @@ describe("faults: what S3 (or something in its place) answers", function () {
   });
 
   before(async () => {
-    s3 = await LocalS3.start();
-    inspector = await S3Inspector.start(s3.endpoint, { [CREDENTIALS.accessKeyId]: CREDENTIALS.secretAccessKey });
-    proxy = await FaultProxy.start(s3.endpoint);
+    inspector = await S3Inspector.start(context.s3.endpoint, { [CREDENTIALS.accessKeyId]: CREDENTIALS.secretAccessKey });
   });
-  after(async () => {
-    await proxy.stop();
-    await inspector.stop();
-    await s3.stop();
-  });
-  afterEach(async () => {
-    await EgressFlow.unload();
-    await s3.clear();
-    proxy.reset();
-    inspector.clear();
-  });
+  after(() => inspector.stop());
+  afterEach(() => inspector.clear());
 
   it("a clock 20 minutes behind S3's: the first answers' Date corrects the signing time, each write is sent again at once, and the log says so once", async () => {
-    proxy.script([{ action: { kind: "skewed-clock", offsetMs: TWENTY_MINUTES } }]);
-    const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 4 });
+    context.proxy.script([{ action: { kind: "skewed-clock", offsetMs: TWENTY_MINUTES } }]);
+    const flow = await EgressFlow.load(context.proxy.endpoint, { concurrency: 4 });
     const items = range(40).map((index) => scenarioMsg(index));
     const { written, failed } = await sendAll(flow, items);
     assert.deepEqual(failed.map(({ error }) => error.message), []);
-    assert.equal(await assertBucketHolds(s3, written), 40);
-    const skewed = proxy.seen.filter((request) => request.outcome === "403 RequestTimeTooSkewed").length;
+    assert.equal(await assertBucketHolds(context.s3, written), 40);
+    const skewed = context.proxy.seen.filter((request) => request.outcome === "403 RequestTimeTooSkewed").length;
     assert.ok(skewed >= 1 && skewed <= 4, `only the writes in flight before the first correction were refused, saw ${skewed}`);
-    assert.equal(proxy.seen.length, 40 + skewed, "each refused write sent again once");
+    assert.equal(context.proxy.seen.length, 40 + skewed, "each refused write sent again once");
     const warnings = flow.logged("warn").filter((entry) => /clock/.test(entry.msg));
     assert.deepEqual(warnings.map((entry) => entry.msg), ["this machine's clock is 20 min behind S3's: requests are signed with S3's time from now on; set the system clock right (NTP)"]);
     await flow.status((status) => status.fill === "green" && status.text === "ok (40) · clock off by 20 min");
   });
 
   it("a clock 20 minutes ahead, seen first by an SDK call (CreateMultipartUpload): the lean path signs with the corrected time too", async () => {
-    proxy.script([{ action: { kind: "skewed-clock", offsetMs: -TWENTY_MINUTES } }]);
+    context.proxy.script([{ action: { kind: "skewed-clock", offsetMs: -TWENTY_MINUTES } }]);
     const skews: number[] = [];
-    const sink = new S3Sink(sinkSettings(proxy.endpoint), { onClockSkew: (offsetMs) => skews.push(offsetMs) });
+    const sink = new S3Sink(sinkSettings(context.proxy.endpoint), { onClockSkew: (offsetMs) => skews.push(offsetMs) });
     try {
       const uploadId = await sink.createMultipartUpload("skew/multipart", options);
       assert.ok(uploadId);
@@ -88,35 +77,35 @@ describe("faults: what S3 (or something in its place) answers", function () {
     assert.equal(skews.length, 1);
     assert.ok(Math.abs(skews[0] + TWENTY_MINUTES) < 5_000, `offset ${skews[0]} ms`);
     assert.ok(Math.abs(sink.clockOffsetMs + TWENTY_MINUTES) < 5_000);
-    assert.deepEqual(proxy.seen.map((request) => request.outcome), ["403 RequestTimeTooSkewed", "forwarded", "forwarded"]);
-    assert.deepEqual((await s3.get("skew/single")).body, Buffer.from("after the SDK learnt the time"));
+    assert.deepEqual(context.proxy.seen.map((request) => request.outcome), ["403 RequestTimeTooSkewed", "forwarded", "forwarded"]);
+    assert.deepEqual((await context.s3.get("skew/single")).body, Buffer.from("after the SDK learnt the time"));
   });
 
   it("an endless 500 body: a few KiB are read, the connection is cut, the write is retried and lands", async () => {
-    proxy.script([{ action: { kind: "endless-error" }, times: 3 }]);
-    const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 1, maxRetryDelay: 0.05 });
+    context.proxy.script([{ action: { kind: "endless-error" }, times: 3 }]);
+    const flow = await EgressFlow.load(context.proxy.endpoint, { concurrency: 1, maxRetryDelay: 0.05 });
     const item = scenarioMsg(1);
     const output = await flow.write(item.msg);
     assert.equal((output.s3 as { attempts: number }).attempts, 4);
-    await assertBucketHolds(s3, [item]);
+    await assertBucketHolds(context.s3, [item]);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.equal(proxy.endlessBytes.length, 3, "each endless answer ended by the client");
+    assert.equal(context.proxy.endlessBytes.length, 3, "each endless answer ended by the client");
     // What the loopback socket buffers took, not what the node read: it keeps 4 KiB.
-    for (const bytes of proxy.endlessBytes) assert.ok(bytes < 32 * 1024 * 1024, `${bytes} bytes got out`);
+    for (const bytes of context.proxy.endlessBytes) assert.ok(bytes < 32 * 1024 * 1024, `${bytes} bytes got out`);
   });
 
   it("301 PermanentRedirect with x-amz-bucket-region: fails at once to Catch naming the bucket's region and the config node to fix", async () => {
-    proxy.script([{ action: { kind: "error", status: 301, code: "PermanentRedirect", headers: { "x-amz-bucket-region": "eu-west-1" } } }]);
-    const flow = await EgressFlow.load(proxy.endpoint, {}, { name: "plant bucket" });
+    context.proxy.script([{ action: { kind: "error", status: 301, code: "PermanentRedirect", headers: { "x-amz-bucket-region": "eu-west-1" } } }]);
+    const flow = await EgressFlow.load(context.proxy.endpoint, {}, { name: "plant bucket" });
     const caught = await flow.fail(scenarioMsg(1).msg);
     assert.match(
       caught.message,
       /^S3Error: PermanentRedirect: injected by the fault proxy\. The bucket "test-bucket" is in region eu-west-1, not us-east-1: set the region of config node "plant bucket" \(id cfg\) to eu-west-1$/,
     );
-    assert.equal(proxy.seen.length, 1, "not retried");
-    assert.deepEqual(await s3.keys(), []);
+    assert.equal(context.proxy.seen.length, 1, "not retried");
+    assert.deepEqual(await context.s3.keys(), []);
     // The SDK's calls say the same.
-    const sink = new S3Sink(sinkSettings(proxy.endpoint, { owner: "the config node" }));
+    const sink = new S3Sink(sinkSettings(context.proxy.endpoint, { owner: "the config node" }));
     try {
       const error = await rejection(sink.createMultipartUpload("redirect/multipart", options));
       assert.equal(error.retryable, false);
@@ -129,12 +118,12 @@ describe("faults: what S3 (or something in its place) answers", function () {
   it("307 Temporary Redirect: followed to the other host, signed for it (checked there), the object written once", async () => {
     const other = await FaultProxy.start(inspector.endpoint);
     try {
-      proxy.script([{ action: { kind: "redirect", status: 307, origin: other.endpoint } }]);
-      const flow = await EgressFlow.load(proxy.endpoint);
+      context.proxy.script([{ action: { kind: "redirect", status: 307, origin: other.endpoint } }]);
+      const flow = await EgressFlow.load(context.proxy.endpoint);
       const item = scenarioMsg(7, { device: "dev (7) +*" });
       await flow.write(item.msg);
-      await assertBucketHolds(s3, [item]);
-      assert.deepEqual(proxy.seen.map((request) => request.outcome), ["307 redirect"]);
+      await assertBucketHolds(context.s3, [item]);
+      assert.deepEqual(context.proxy.seen.map((request) => request.outcome), ["307 redirect"]);
       assert.deepEqual(other.seen.map((request) => [request.outcome, request.headers.host]), [["forwarded", other.endpoint.slice("http://".length)]]);
       assert.deepEqual(inspector.requests.filter((request) => request.refused), []);
     } finally {
@@ -188,21 +177,21 @@ describe("faults: what S3 (or something in its place) answers", function () {
 
     it("ExpiredToken: the chain is asked for fresh credentials and the write sent again once", async () => {
       Object.assign(process.env, { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_SESSION_TOKEN: "old-token" });
-      const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: proxy.endpoint, forcePathStyle: true });
+      const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: context.proxy.endpoint, forcePathStyle: true });
       try {
         await sink.putObject("token/first", Buffer.from("1"), options);
         process.env.AWS_SESSION_TOKEN = "new-token";
-        proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] === "old-token" }]);
+        context.proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] === "old-token" }]);
         await sink.putObject("token/second", Buffer.from("2"), options);
         // An SDK call refused for its token does the same.
         process.env.AWS_SESSION_TOKEN = "newest-token";
-        proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] !== "newest-token" }]);
+        context.proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] !== "newest-token" }]);
         await sink.createMultipartUpload("token/third", options);
       } finally {
         sink.destroy();
       }
       assert.deepEqual(
-        proxy.seen.map((request) => [request.key, request.outcome, request.headers["x-amz-security-token"]]),
+        context.proxy.seen.map((request) => [request.key, request.outcome, request.headers["x-amz-security-token"]]),
         [
           ["token/first", "forwarded", "old-token"],
           ["token/second", "400 ExpiredToken", "old-token"],
@@ -211,12 +200,12 @@ describe("faults: what S3 (or something in its place) answers", function () {
           ["token/third", "forwarded", "newest-token"],
         ],
       );
-      assert.deepEqual(await s3.keys(), ["token/first", "token/second"]);
+      assert.deepEqual(await context.s3.keys(), ["token/first", "token/second"]);
     });
 
     it("no credentials anywhere: retried, not failed; the config node says once which node to fill in; written once the environment has keys", async function () {
       this.timeout(60_000);
-      const flow = await EgressFlow.load(proxy.endpoint, { concurrency: 2, maxRetryDelay: 0.3 }, { name: "plant bucket" }, {});
+      const flow = await EgressFlow.load(context.proxy.endpoint, { concurrency: 2, maxRetryDelay: 0.3 }, { name: "plant bucket" }, {});
       const items = range(6).map((index) => scenarioMsg(index));
       const sending = sendAll(flow, items);
       await flow.status((status) => status.fill === "yellow" && /^retrying: no credentials: fill in plant bucket \(\d+, limit \d+\)$/.test(String(status.text)));
@@ -224,15 +213,15 @@ describe("faults: what S3 (or something in its place) answers", function () {
       const shown = flow.logged("error").filter((entry) => /no AWS credentials/.test(entry.msg));
       assert.equal(shown.length, 1, "shown once, not per msg or per attempt");
       assert.match(shown[0].msg, /^CredentialsProviderError: no AWS credentials for config node "plant bucket" \(id cfg\): its Access Key and Secret Access Key are empty .*Open config node "plant bucket" \(id cfg\) and fill in the keys/);
-      assert.equal(proxy.seen.length, 0, "nothing sent unsigned");
+      assert.equal(context.proxy.seen.length, 0, "nothing sent unsigned");
       Object.assign(process.env, { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" });
       const { written, failed } = await sending;
       assert.deepEqual(failed.map(({ error }) => error.message), []);
-      assert.equal(await assertBucketHolds(s3, written), 6);
+      assert.equal(await assertBucketHolds(context.s3, written), 6);
     });
 
     it("no credentials and the retries used up: the msg's error names the config node to fill in", async () => {
-      const flow = await EgressFlow.load(proxy.endpoint, { giveUpAfter: 1, maxRetryDelay: 0.05 }, {}, {});
+      const flow = await EgressFlow.load(context.proxy.endpoint, { giveUpAfter: 1, maxRetryDelay: 0.05 }, {}, {});
       const caught = await flow.fail(scenarioMsg(1).msg);
       assert.match(caught.message, /^S3Error: CredentialsProviderError: no AWS credentials for config node "test-bucket \(127\.0\.0\.1:\d+\)" \(id cfg\)/);
       assert.match(caught.message, /fill in the keys \(and the endpoint of an S3-compatible store\)/);

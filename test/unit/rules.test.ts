@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bucketProblem, cacheControlProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem } from "../../nodes/lib/core/rules";
+import { bucketProblem, cacheControlProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem, utf8Length } from "../../nodes/lib/core/rules";
 import { absentMeansDefault, absentProperties } from "../../nodes/lib/core/saved-properties";
 import { decodeHeaderValue, encodeHeaderValue } from "../../nodes/lib/core/rfc2047";
 import { MessageIdGenerator, utcDate } from "../../nodes/lib/core/ids";
@@ -53,6 +53,16 @@ describe("saved properties (flows saved before a property existed)", () => {
   it("list the absent properties with their defaults, for the dialog to fill in", () => {
     assert.deepEqual(absentProperties({ name: "n", sink: "abc" }, definitions()), [["idleTimeout", 0]]);
     assert.deepEqual(absentProperties({ name: "n", idleTimeout: 5, sink: "" }, definitions()), []);
+  });
+});
+
+describe("UTF-8 length (S3's key and metadata limits)", () => {
+  it("counts as TextEncoder encodes: 1 to 4 bytes a character, a lone surrogate as U+FFFD", () => {
+    const samples = ["", "device-42", "Zürich", "東京", "🚀", "a🚀b", "\ud800", "\udc00x", "x\ud83d", "\ud83d\ud83d\ude80", "\u007f\u0080\u07ff\u0800\uffff"];
+    // And random strings over the whole UTF-16 range, surrogates included.
+    for (let i = 0; i < 2000; i++) samples.push(Array.from({ length: 1 + (i % 9) }, () => String.fromCharCode(Math.floor(Math.random() * 0x10000))).join(""));
+    const encoder = new TextEncoder();
+    for (const text of samples) assert.equal(utf8Length(text), encoder.encode(text).length, JSON.stringify(text));
   });
 });
 

@@ -15,8 +15,20 @@ const NOT_ASCII = /[\u007f-\u{10ffff}]/u;
 const GUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 const IP_ADDRESS = /^\d{1,3}(\.\d{1,3}){3}$/;
 
+/** Bytes of `text` in UTF-8 (a lone surrogate as U+FFFD, as TextEncoder does), counted without encoding it: this runs for every key and metadata value. */
 export function utf8Length(text: string): number {
-  return new TextEncoder().encode(text).length;
+  let bytes = text.length;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (code >= 0xd800 && code <= 0xdbff && index + 1 < text.length && (text.charCodeAt(index + 1) & 0xfc00) === 0xdc00) {
+      // A surrogate pair: two UTF-16 units, four bytes.
+      bytes += 2;
+      index++;
+    } else bytes += 2;
+  }
+  return bytes;
 }
 
 /** Why `segment` cannot be one segment of an object key, or undefined when it can. */

@@ -182,7 +182,10 @@ export class AdaptiveLimit extends Slots {
 
 /**
  * The limits of one config node's users: those set to "auto" share one adaptive limit, each fixed
- * number is its user's own. The socket pool is sized to all of them together as they move.
+ * number is its user's own. The socket pool is sized to the most they have allowed together: a
+ * keep-alive pool smaller than its open sockets closes each socket that frees, so following every
+ * dip of an adaptive limit would close connections only to open them again a round trip later.
+ * Sockets the writes no longer use close when idle (the sink's free-socket timeout).
  */
 export class LimitRegistry {
   private readonly users = new Map<object, ConcurrencyLimit>();
@@ -220,7 +223,7 @@ export class LimitRegistry {
       else sockets += limit.limit;
     }
     if (sharedUsed) sockets += this.shared.limit;
-    if (sockets === this.sockets) return;
+    if (sockets <= this.sockets) return;
     this.sockets = sockets;
     this.onSockets(sockets);
   }

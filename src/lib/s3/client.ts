@@ -91,6 +91,11 @@ const MAX_REDIRECTS = 3;
 const CLOCK_SKEW_CODES = new Set(["RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"]);
 /** Answers saying temporary credentials have expired. */
 const EXPIRED_TOKEN_CODES = new Set(["ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"]);
+/**
+ * A keep-alive socket unused this long is closed, so the pool shrinks back to what the writes use
+ * (S3 itself closes connections idle for about 20 s; a socket it closed first is never reused).
+ */
+const FREE_SOCKET_IDLE_MS = 15_000;
 /** S3 allows 15 minutes; a smaller difference than this (Date headers have whole seconds) is no reason to move the signing clock. */
 const CLOCK_RESOLUTION_MS = 10_000;
 
@@ -159,7 +164,13 @@ export class S3Sink {
     this.target = resolveTarget(settings);
     this.signer = new RequestSigner(settings.region);
     this.credentials = settings.credentials ?? ((options) => (this.sdk().config.credentials as CredentialChain)(options));
-    this.agent = agentFor(new URL(`${this.target.protocol}//${this.target.host}/`), { keepAlive: true, maxSockets: this.maxSockets, scheduling: "lifo" });
+    // Last in, first out: the sockets a smaller load no longer needs stay idle and close.
+    this.agent = agentFor(new URL(`${this.target.protocol}//${this.target.host}/`), {
+      keepAlive: true,
+      maxSockets: this.maxSockets,
+      scheduling: "lifo",
+      timeout: FREE_SOCKET_IDLE_MS,
+    });
   }
 
   /** Sizes the socket pools to the writes in flight of every node using this sink (each may be an SDK call). */
@@ -235,7 +246,7 @@ export class S3Sink {
   private sdk(): S3Client {
     if (this.sdkClient) return this.sdkClient.client;
     const { settings } = this;
-    const agent = agentFor(new URL(`${this.target.protocol}//${this.target.host}/`), { keepAlive: true, maxSockets: this.maxSockets });
+    const agent = agentFor(new URL(`${this.target.protocol}//${this.target.host}/`), { keepAlive: true, maxSockets: this.maxSockets, timeout: FREE_SOCKET_IDLE_MS });
     const client = new (loadSdk().S3Client)({
       region: settings.region,
       endpoint: settings.endpoint || undefined,
