@@ -96,6 +96,18 @@ describe(`s3-egress, Messages route, against ${S3_UNDER_TEST}`, function () {
     assert.equal(stored.metadata["stream-group-name"], "env-group");
   });
 
+  it("reads msg sources as Node-RED does: a top-level property, a nested path, a bracketed one, msg. in front", async () => {
+    flow = await EgressFlow.load(s3.endpoint, {
+      streamGroup: "msg.group",
+      stream: "meta.stream",
+      deviceId: 'payload["device id"]',
+      batchId: "days[1]",
+      messageId: "id",
+    });
+    await flow.write({ group: "g", meta: { stream: "s" }, payload: { "device id": "d-7" }, days: ["x", "2026-11-26"], id: "m-1" });
+    assert.equal((await s3.get("messages/g/s/d-7/2026-11-26/m-1")).metadata["device-id"], "d-7");
+  });
+
   it("fills a missing batch id with the UTC date and a missing message id with a sortable unique id", async () => {
     flow = await EgressFlow.load(s3.endpoint, { batchIdAutofill: "utc-date", messageIdAutofill: "auto" });
     const before = new Date().toISOString().slice(0, 10);

@@ -53,9 +53,14 @@ export function sourceLabel({ value, type }: TypedValue): string {
   return type === "str" ? `"${value}"` : `${type}.${value}`;
 }
 
+/** A msg property that is no path: no dots, brackets or quotes to parse. */
+const TOP_LEVEL_PROPERTY = /^[A-Za-z_$][\w$]*$/;
+
 function compile(RED: NodeAPI, node: Node, { value, type }: TypedValue): { read: Getter; synchronous: boolean } {
   switch (type) {
     case "msg":
+      // A top-level property (the defaults, msg.deviceId and the like) is read directly; a path is parsed per msg by Node-RED.
+      if (TOP_LEVEL_PROPERTY.test(value)) return { read: (msg) => (msg as Record<string, unknown>)[value], synchronous: true };
       return { read: (msg) => RED.util.getMessageProperty(msg, value), synchronous: true };
     case "str":
       return { read: () => value, synchronous: true };
