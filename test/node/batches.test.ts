@@ -90,7 +90,6 @@ describe(`s3-egress, Batch Completions route, against ${S3_UNDER_TEST}`, functio
     });
 
     it("newline: one \\n between messages; JSON objects make NDJSON", async () => {
-
       const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline" });
       await flow.join({ ...robot, payload: { t: 1 } });
@@ -102,7 +101,6 @@ describe(`s3-egress, Batch Completions route, against ${S3_UNDER_TEST}`, functio
     });
 
     it("newline with msg.contentType on the first message", async () => {
-
       const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "newline" });
       await flow.join({ ...robot, payload: "a,b", contentType: "text/csv" });
@@ -114,7 +112,6 @@ describe(`s3-egress, Batch Completions route, against ${S3_UNDER_TEST}`, functio
     });
 
     it("none: an empty object with the batch metadata", async () => {
-
       const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "none" });
       await flow.join({ ...robot, payload: Buffer.alloc(MiB) });
@@ -140,7 +137,6 @@ describe(`s3-egress, Batch Completions route, against ${S3_UNDER_TEST}`, functio
     });
 
     it("a new batch id for the same stream and device completes the open batch, reported by a msg of its own", async () => {
-
       const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches" });
       await flow.join({ ...robot, batchId: "b1", payload: "1a" });
@@ -159,7 +155,6 @@ describe(`s3-egress, Batch Completions route, against ${S3_UNDER_TEST}`, functio
     });
 
     it("the idle timeout completes a batch that gets no message", async () => {
-
       const { s3 } = context;
       flow = await EgressFlow.load(s3.endpoint, { input: "batches", idleTimeout: 0.2 });
       await flow.join({ ...robot, payload: "a" });
