@@ -63,6 +63,21 @@ describe("Spool on disk", () => {
     assert.deepEqual(readdirSync(directory).filter((name) => name.endsWith(".seg")), []);
   });
 
+  it("makes a burst larger than a segment durable segment by segment, every record intact and in order across a reopen", async () => {
+    const spool = await Spool.open(directory, () => undefined);
+    // 40 records of 512 KiB: the first alone, then segments of at most 8 MiB, encoded one after the other into one buffer.
+    const writes = Array.from({ length: 40 }, (_, index) => write(index, 512 * 1024));
+    const entries = await Promise.all(writes.map((item) => spool.append(item)));
+    assert.deepEqual(new Set(entries.map((entry) => entry.segment.file)).size, 4);
+    await spool.close();
+
+    const reopened = await Spool.open(directory, () => undefined);
+    const read: SpooledWrite[] = [];
+    for (let taken = await reopened.takeDeferred(); taken; taken = await reopened.takeDeferred()) read.push(taken.write as SpooledWrite);
+    assert.deepEqual(read, writes);
+    await reopened.close();
+  });
+
   it("tells the bytes pending and when its oldest pending record was made durable, across a reopen", async () => {
     const spool = await Spool.open(directory, () => undefined);
     assert.equal(spool.oldestPendingAt, undefined);

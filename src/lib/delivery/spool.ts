@@ -84,18 +84,37 @@ const PRIVATE_FILE = 0o600;
  */
 const RELEASED_LOG = "released.log";
 
-/** One record in one buffer: a spool holds many records in memory at once while a burst is made durable, so no part of it is a separate allocation. */
-export function encodeRecord(write: SpooledWrite): Buffer {
+/** A write laid out as a record: the JSON of its fields and the record's length, header included. */
+interface RecordLayout {
+  write: SpooledWrite;
+  json: string;
+  jsonLength: number;
+  length: number;
+}
+
+function layoutOf(write: SpooledWrite): RecordLayout {
   const { body, ...rest } = write;
   const json = JSON.stringify(rest);
   const jsonLength = Buffer.byteLength(json, "utf8");
-  const record = Buffer.allocUnsafe(HEADER_BYTES + 4 + jsonLength + body.length);
+  return { write, json, jsonLength, length: HEADER_BYTES + 4 + jsonLength + body.length };
+}
+
+/** Writes the record of `layout` into `target` at `offset`. */
+function writeRecord(target: Buffer, offset: number, { write, json, jsonLength, length }: RecordLayout): void {
+  const record = target.subarray(offset, offset + length);
   MAGIC.copy(record, 0);
-  record.writeUInt32BE(4 + jsonLength + body.length, 4);
+  record.writeUInt32BE(length - HEADER_BYTES, 4);
   record.writeUInt32BE(jsonLength, HEADER_BYTES);
   record.write(json, HEADER_BYTES + 4, "utf8");
-  body.copy(record, HEADER_BYTES + 4 + jsonLength);
+  write.body.copy(record, HEADER_BYTES + 4 + jsonLength);
   record.writeUInt32BE(crc32(record.subarray(HEADER_BYTES)), 8);
+}
+
+/** One record in one buffer. */
+export function encodeRecord(write: SpooledWrite): Buffer {
+  const layout = layoutOf(write);
+  const record = Buffer.allocUnsafe(layout.length);
+  writeRecord(record, 0, layout);
   return record;
 }
 
@@ -153,7 +172,8 @@ export class Spool {
   private readonly liveSegments = new Set<Segment>();
   private readonly deferredEntries: SpoolEntry[] = [];
   private deferredHead = 0;
-  private waiting: { record: Buffer; waiter: AppendWaiter }[] = [];
+  /** Appends not yet durable: encoded only when their segment is written, so a burst waits as its writes, not also as records. */
+  private waiting: { write: SpooledWrite; waiter: AppendWaiter }[] = [];
   private flushing: Promise<void> | undefined;
   /** Segment deletions under way, awaited by close() so the next instance never sees a file vanish. */
   private readonly removals = new Set<Promise<void>>();
@@ -248,7 +268,7 @@ export class Spool {
   /** `append` for many small msgs: tells `waiter` once the write is durable, without a promise per record. */
   appendThen(write: SpooledWrite, waiter: AppendWaiter): void {
     if (this.closed) return waiter.appendFailed(new Error("the spool is closed"));
-    this.waiting.push({ record: encodeRecord(write), waiter });
+    this.waiting.push({ write, waiter });
     this.flushing ??= this.flush();
   }
 
@@ -355,18 +375,43 @@ export class Spool {
     await Promise.all([...this.removals]);
   }
 
+  /**
+   * Takes the oldest waiting appends, up to one segment's size (at least one), encoded one after
+   * the other into `buffer` when it is large enough (one buffer serves a whole burst), else into a new one.
+   */
+  private nextSegment(buffer: Buffer | undefined): { batch: { write: SpooledWrite; waiter: AppendWaiter }[]; buffer: Buffer; data: Buffer; offsets: number[] } {
+    const layouts: RecordLayout[] = [];
+    let bytes = 0;
+    while (layouts.length < this.waiting.length) {
+      const layout = layoutOf(this.waiting[layouts.length].write);
+      if (layouts.length > 0 && bytes + layout.length > SEGMENT_BYTES) break;
+      layouts.push(layout);
+      bytes += layout.length;
+    }
+    const backing = buffer && buffer.length >= bytes ? buffer : Buffer.allocUnsafe(bytes);
+    const data = backing.subarray(0, bytes);
+    const offsets: number[] = [];
+    let offset = 0;
+    for (const layout of layouts) {
+      writeRecord(data, offset, layout);
+      offsets.push(offset);
+      offset += layout.length;
+    }
+    return { batch: this.waiting.splice(0, layouts.length), buffer: backing, data, offsets };
+  }
+
   private async flush(): Promise<void> {
+    let buffer: Buffer | undefined;
     try {
       while (this.waiting.length > 0) {
-        let bytes = 0;
-        let count = 0;
-        while (count < this.waiting.length && (count === 0 || bytes + this.waiting[count].record.length <= SEGMENT_BYTES)) {
-          bytes += this.waiting[count++].record.length;
-        }
-        const batch = this.waiting.splice(0, count);
+        const next = this.nextSegment(buffer);
+        const { batch, data, offsets } = next;
+        buffer = next.buffer;
+        const count = batch.length;
+        const bytes = data.length;
         const file = path.join(this.directory, `${String(this.nextSequence++).padStart(12, "0")}${SEGMENT_SUFFIX}`);
         try {
-          await writeDurably(file, batch.map((item) => item.record));
+          await writeDurably(file, data);
         } catch (error) {
           for (const item of batch) item.waiter.appendFailed(error as Error);
           continue;
@@ -375,10 +420,9 @@ export class Spool {
         this.liveSegments.add(segment);
         this.pendingRecords += count;
         this.pendingRecordBytes += bytes;
-        let offset = 0;
-        for (const item of batch) {
-          item.waiter.appended({ segment, offset, length: item.record.length });
-          offset += item.record.length;
+        for (const [index, item] of batch.entries()) {
+          const start = offsets[index];
+          item.waiter.appended({ segment, offset: start, length: (offsets[index + 1] ?? bytes) - start });
         }
       }
     } finally {
@@ -413,7 +457,7 @@ async function rewriteReleasedLog(directory: string, lines: string[]): Promise<v
     await fs.rm(file, { force: true });
     return;
   }
-  await writeDurably(file, [Buffer.from(lines.map((line) => `${line}\n`).join(""))], `${file}${TEMP_SUFFIX}`);
+  await writeDurably(file, Buffer.from(lines.map((line) => `${line}\n`).join("")), `${file}${TEMP_SUFFIX}`);
 }
 
 async function appendDurably(file: string, text: string): Promise<void> {
@@ -427,10 +471,10 @@ async function appendDurably(file: string, text: string): Promise<void> {
 }
 
 /** Writes a file so that after a crash it is either complete or absent: temporary file, fsync, rename, directory fsync. */
-async function writeDurably(file: string, chunks: Buffer[], temporary = file.slice(0, -SEGMENT_SUFFIX.length) + TEMP_SUFFIX): Promise<void> {
+async function writeDurably(file: string, data: Buffer, temporary = file.slice(0, -SEGMENT_SUFFIX.length) + TEMP_SUFFIX): Promise<void> {
   const handle = await fs.open(temporary, "w", PRIVATE_FILE);
   try {
-    await handle.writeFile(Buffer.concat(chunks));
+    await handle.writeFile(data);
     await handle.sync();
   } finally {
     await handle.close();
