@@ -49,6 +49,8 @@ export class Intake {
   private spilling = false;
   private spool: Spool | undefined;
   private unusable: Error | undefined;
+  /** Msgs that arrived while the spool was opening, in arrival order: one small entry each, no promise. */
+  private beforeOpen: { write: SpooledWrite; receiver: AcceptReceiver }[] = [];
 
   constructor(
     readonly writer: Writer,
@@ -62,8 +64,12 @@ export class Intake {
       (spool) => {
         this.spool = spool;
         this.drain();
+        for (const { write, receiver } of this.takeBeforeOpen()) this.accept(write, receiver);
       },
-      (error: Error) => (this.unusable = error),
+      (error: Error) => {
+        this.unusable = error;
+        for (const { receiver } of this.takeBeforeOpen()) receiver.failed(error);
+      },
     );
   }
 
@@ -83,14 +89,16 @@ export class Intake {
     if (this.refuses(write.body.length)) return receiver.failed(this.writer.fullError());
     if (this.unusable) return receiver.failed(this.unusable);
     if (!this.spool) {
-      // Only while the spool opens: the msgs of that moment wait for it, in arrival order.
-      this.opening.then(
-        () => this.accept(write, receiver),
-        (error: Error) => receiver.failed(error),
-      );
+      this.beforeOpen.push({ write, receiver });
       return;
     }
     this.spool.appendThen(write, new SpooledDelivery(this, this.spool, write, receiver));
+  }
+
+  private takeBeforeOpen(): { write: SpooledWrite; receiver: AcceptReceiver }[] {
+    const waiting = this.beforeOpen;
+    this.beforeOpen = [];
+    return waiting;
   }
 
   /** A record of `delivery` is durable: into the writer if there is room and nothing deferred is ahead of it, else left on disk. */
