@@ -55,6 +55,11 @@ export class QueueFullError extends Error {
     // Catch msg; where in the writer it was refused tells the user nothing, so keep no frames.
     this.stack = `${this.name}: ${this.message}`;
   }
+
+  /** Node-RED builds each Catch msg's error.message with toString(): the stack's one line, not a new string per refused msg. */
+  override toString(): string {
+    return this.stack ?? super.toString();
+  }
 }
 
 /** The writer was closed (redeploy or shutdown) before this write could finish. */
