@@ -26,14 +26,15 @@ export interface IntakeEvents {
   onSpill(): void;
 }
 
-/** How much of the spool's backlog one read takes back into memory at most. */
-const DRAIN_READ_BYTES = 256 * 1024;
+/** How much of the spool's backlog one read takes back into memory at most (a few hundred small records). */
+const DRAIN_READ_BYTES = 64 * 1024;
 /**
  * Records read back from the spool wait in the writer's queue only this many times its
  * concurrency limit (and at least DRAIN_AHEAD_MIN): they are safe on disk, and in memory they
- * would only age into garbage the process collects late.
+ * would only age into garbage the process collects late (a record that waits through two of
+ * V8's young-generation collections is moved to the old generation, collected far less often).
  */
-const DRAIN_AHEAD = 2;
+const DRAIN_AHEAD = 1;
 const DRAIN_AHEAD_MIN = 64;
 
 /**
