@@ -127,9 +127,11 @@ export function decodeRecord(record: Buffer): SpooledWrite | string {
   if (crc32(payload) !== record.readUInt32BE(8)) return "checksum mismatch";
   try {
     const jsonLength = payload.readUInt32BE(0);
-    const fields = JSON.parse(payload.subarray(4, 4 + jsonLength).toString("utf8")) as Omit<SpooledWrite, "body">;
-    if (typeof fields.key !== "string" || typeof fields.contentType !== "string") return "record without key or content type";
-    return { ...fields, body: Buffer.from(payload.subarray(4 + jsonLength)) };
+    const write = JSON.parse(payload.subarray(4, 4 + jsonLength).toString("utf8")) as SpooledWrite;
+    if (typeof write.key !== "string" || typeof write.contentType !== "string") return "record without key or content type";
+    // The parsed object becomes the write (no copy of it per record read back); the body is copied out of the run read from disk.
+    write.body = Buffer.from(payload.subarray(4 + jsonLength));
+    return write;
   } catch (error) {
     return `unreadable record: ${(error as Error).message}`;
   }
