@@ -149,6 +149,8 @@ export class S3Sink {
   private credentialsMissingReported = false;
   private clockOffset = 0;
   private readonly target: Target;
+  /** The endpoint's origin, for the socket pools' proxy choice. */
+  private readonly origin: URL;
   private readonly agent: http.Agent;
   private readonly timing: SinkTiming;
 
@@ -162,10 +164,11 @@ export class S3Sink {
     this.owner = settings.owner ?? "the s3-egress-config node";
     this.timing = { ...DEFAULT_TIMING, ...settings.timing };
     this.target = resolveTarget(settings);
+    this.origin = new URL(`${this.target.protocol}//${this.target.host}/`);
     this.signer = new RequestSigner(settings.region);
     this.credentials = settings.credentials ?? ((options) => (this.sdk().config.credentials as CredentialChain)(options));
     // Last in, first out: the sockets a smaller load no longer needs stay idle and close.
-    this.agent = agentFor(new URL(`${this.target.protocol}//${this.target.host}/`), {
+    this.agent = agentFor(this.origin, {
       keepAlive: true,
       maxSockets: this.maxSockets,
       scheduling: "lifo",
@@ -246,7 +249,7 @@ export class S3Sink {
   private sdk(): S3Client {
     if (this.sdkClient) return this.sdkClient.client;
     const { settings } = this;
-    const agent = agentFor(new URL(`${this.target.protocol}//${this.target.host}/`), { keepAlive: true, maxSockets: this.maxSockets, timeout: FREE_SOCKET_IDLE_MS });
+    const agent = agentFor(this.origin, { keepAlive: true, maxSockets: this.maxSockets, timeout: FREE_SOCKET_IDLE_MS });
     const client = new (loadSdk().S3Client)({
       region: settings.region,
       endpoint: settings.endpoint || undefined,
