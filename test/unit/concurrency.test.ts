@@ -85,6 +85,20 @@ describe("adaptive concurrency limit (fake clock)", () => {
     assert.ok(limit.limit < grown, `inflated for several round trips: ${limit.limit} < ${grown}`);
   });
 
+  it("holds while round trips are somewhat longer than their minimum (more in flight would only wait), and grows again once they are back", () => {
+    const clock = new FakeClock();
+    const limit = new AdaptiveLimit(clock.now);
+    fill(limit);
+    roundTrip(limit, clock, 20);
+    // 1.6x the minimum: above where growth stops (1.25x + 5 ms = 30 ms), below where it shrinks (2x + 5 ms = 45 ms).
+    for (let trip = 0; trip < 10; trip++) roundTrip(limit, clock, 32);
+    const held = limit.limit;
+    for (let trip = 0; trip < 5; trip++) roundTrip(limit, clock, 32);
+    assert.equal(limit.limit, held);
+    for (let trip = 0; trip < 5; trip++) roundTrip(limit, clock, 20);
+    assert.ok(limit.limit > held, `${held} -> ${limit.limit} once round trips are back at their minimum`);
+  });
+
   it("after throttling grows by a quarter per round trip only: the endpoint said where its limit is", () => {
     const clock = new FakeClock();
     const limit = new AdaptiveLimit(clock.now);

@@ -75,6 +75,12 @@ export const ADAPTIVE_LIMITS = { initial: 16, min: 1, max: 512 } as const;
 /** A round trip this much over the recent minimum (times, plus milliseconds) counts as inflated. */
 const LATENCY_TOLERANCE = 2;
 const LATENCY_SLACK_MS = 5;
+/**
+ * Above this much (times the minimum, plus the slack) the limit stops growing but holds: more
+ * writes in flight would only wait longer (in this process's event loop or at the endpoint),
+ * and a limit that grew until the decrease caught it would overshoot by a round trip's growth.
+ */
+const GROWTH_TOLERANCE = 1.25;
 /** Multiplicative decrease on throttling and on inflated latency. */
 const THROTTLE_FACTOR = 0.8;
 const LATENCY_FACTOR = 0.9;
@@ -91,7 +97,7 @@ const SMOOTHING = 0.05;
 /**
  * AIMD with a latency signal, after Vector's adaptive request concurrency and Netflix's
  * concurrency-limits: while the slots are in use and the smoothed round trip stays near its
- * recent minimum, the limit grows, by one per answer up to the level of the last throttling
+ * recent minimum, the limit grows (somewhat above it, it holds), by one per answer up to the level of the last throttling
  * (slow start, so it finds its level within a few round trips) and by a quarter per round trip
  * beyond it; throttling and inflated round trips shrink it multiplicatively, at most once per
  * round trip (the answers of one overload arrive together). Refused connections and resets
@@ -144,7 +150,7 @@ export class AdaptiveLimit extends Slots {
     }
     this.answeredSinceThrottled = true;
     // Only a limit in use has proven anything: an idle node keeps its level.
-    if (this.inFlight < this.limit / 2) return;
+    if (this.inFlight < this.limit / 2 || smoothed > baseline * GROWTH_TOLERANCE + LATENCY_SLACK_MS) return;
     const before = this.limit;
     this.estimate = Math.min(this.bounds.max, this.estimate + (this.estimate < this.threshold ? 1 : PROBE_PER_ROUND_TRIP / this.estimate));
     if (this.limit !== before) this.notify();
