@@ -15,6 +15,7 @@ const readline = require("node:readline");
 const CONCURRENCY = 32; // every contender alike; the node would run at 16 by default
 const WARMUP_MS = 1000;
 const MEASURE_MS = 4000;
+const ENDPOINT_WARMUP_MS = 3000;
 const BURST_MSGS = 100_000;
 const BURST_HEAPS = [
   { name: "default heap", flags: [], egress: {}, limitMiB: 300 },
@@ -171,6 +172,9 @@ async function main() {
   for (const endpoint of ENDPOINTS) {
     const server = await startEndpoint(endpoint.args);
     try {
+      // An endpoint is JavaScript too (s3rver most of all): warm it up unmeasured, so the first contender does not meet it cold.
+      log(`warming up ${endpoint.name}`);
+      await measure("messages.js", { contender: "raw", endpoint: endpoint.args[0], port: server.port, payloadBytes: 256, concurrency: CONCURRENCY, warmupMs: 0, measureMs: ENDPOINT_WARMUP_MS });
       for (const payloadBytes of PAYLOADS) {
         const figures = {};
         for (const contender of CONTENDERS) {
