@@ -379,9 +379,10 @@ export class Spool {
 
   /**
    * Takes the oldest waiting appends, up to one segment's size (at least one), encoded one after
-   * the other into `buffer` when it is large enough (one buffer serves a whole burst), else into a new one.
+   * the other into `buffer` when it is large enough (one buffer serves a whole burst), else into a
+   * new one; each taken append comes with where its record lies in the segment.
    */
-  private nextSegment(buffer: Buffer | undefined): { batch: { write: SpooledWrite; waiter: AppendWaiter }[]; buffer: Buffer; data: Buffer; offsets: number[] } {
+  private nextSegment(buffer: Buffer | undefined): { appends: { waiter: AppendWaiter; offset: number; length: number }[]; buffer: Buffer; data: Buffer } {
     const layouts: RecordLayout[] = [];
     let bytes = 0;
     while (layouts.length < this.waiting.length) {
@@ -392,14 +393,14 @@ export class Spool {
     }
     const backing = buffer && buffer.length >= bytes ? buffer : Buffer.allocUnsafe(bytes);
     const data = backing.subarray(0, bytes);
-    const offsets: number[] = [];
     let offset = 0;
-    for (const layout of layouts) {
-      writeRecord(data, offset, layout);
-      offsets.push(offset);
-      offset += layout.length;
-    }
-    return { batch: this.waiting.splice(0, layouts.length), buffer: backing, data, offsets };
+    const appends = this.waiting.splice(0, layouts.length).map(({ waiter }, index) => {
+      const { length } = layouts[index];
+      writeRecord(data, offset, layouts[index]);
+      offset += length;
+      return { waiter, offset: offset - length, length };
+    });
+    return { appends, buffer: backing, data };
   }
 
   private async flush(): Promise<void> {
@@ -407,25 +408,20 @@ export class Spool {
     try {
       while (this.waiting.length > 0) {
         const next = this.nextSegment(buffer);
-        const { batch, data, offsets } = next;
+        const { appends, data } = next;
         buffer = next.buffer;
-        const count = batch.length;
-        const bytes = data.length;
         const file = path.join(this.directory, `${String(this.nextSequence++).padStart(12, "0")}${SEGMENT_SUFFIX}`);
         try {
           await writeDurably(file, data);
         } catch (error) {
-          for (const item of batch) item.waiter.appendFailed(error as Error);
+          for (const { waiter } of appends) waiter.appendFailed(error as Error);
           continue;
         }
-        const segment: Segment = { file, outstanding: count, durableAt: Date.now() };
+        const segment: Segment = { file, outstanding: appends.length, durableAt: Date.now() };
         this.liveSegments.add(segment);
-        this.pendingRecords += count;
-        this.pendingRecordBytes += bytes;
-        for (const [index, item] of batch.entries()) {
-          const start = offsets[index];
-          item.waiter.appended({ segment, offset: start, length: (offsets[index + 1] ?? bytes) - start });
-        }
+        this.pendingRecords += appends.length;
+        this.pendingRecordBytes += data.length;
+        for (const { waiter, offset, length } of appends) waiter.appended({ segment, offset, length });
       }
     } finally {
       this.flushing = undefined;
