@@ -130,6 +130,21 @@ describe("faults: Batch Completions never lose, truncate, reorder or silently ov
       assert.equal((await context.s3.get(`${keyOf("A")}~2`)).body.toString(), "second");
       assert.equal(context.proxy.seen.filter((request) => request.outcome === "conditional-412").length, 1);
     });
+
+    it("after a restart, a batch streamed as a multipart upload: S3 refuses its completion (If-None-Match), Catch names the key, the first object stays", async () => {
+      context.proxy.conditionalWrites = true;
+      flow = await EgressFlow.load(context.proxy.endpoint, { input: "batches" });
+      await flow.write({ ...device("A"), payload: "first", complete: true });
+      await EgressFlow.unload();
+      flow = await EgressFlow.load(context.proxy.endpoint, { input: "batches" });
+      for (const index of range(9)) await flow.join({ ...device("A"), payload: Buffer.alloc(1024 * 1024, index) });
+      const error = await flow.fail({ ...device("A"), complete: true });
+      assert.match(error.message, new RegExp(`batch object ${keyOf("A")} exists already`));
+      const completes = context.proxy.requestsFor(keyOf("A")).filter((request) => request.operation === "CompleteMultipartUpload");
+      assert.deepEqual(completes.map((request) => [request.outcome, request.headers["if-none-match"]]), [["conditional-412", "*"]]);
+      assert.deepEqual(await context.s3.keys(), [keyOf("A")]);
+      assert.equal((await context.s3.get(keyOf("A"))).body.toString(), "first");
+    });
   });
 
   it("gzip: every msg of a burst gets done(), also those waiting for zlib when the batch completes", async () => {

@@ -63,14 +63,14 @@ describe("faults: what S3 (or something in its place) answers", function () {
     await flow.status((status) => status.fill === "green" && status.text === "ok (40) · clock off by 20 min");
   });
 
-  it("a clock 20 minutes ahead, seen first by an SDK call (CreateMultipartUpload): the lean path signs with the corrected time too", async () => {
+  it("a clock 20 minutes ahead, seen first by CreateMultipartUpload: it is sent again at once, and later writes sign with the corrected time too", async () => {
     context.proxy.script([{ action: { kind: "skewed-clock", offsetMs: -TWENTY_MINUTES } }]);
     const skews: number[] = [];
     const sink = new S3Sink(sinkSettings(context.proxy.endpoint), { onClockSkew: (offsetMs) => skews.push(offsetMs) });
     try {
       const uploadId = await sink.createMultipartUpload("skew/multipart", options);
       assert.ok(uploadId);
-      await sink.putObject("skew/single", Buffer.from("after the SDK learnt the time"), options);
+      await sink.putObject("skew/single", Buffer.from("after the time was learnt"), options);
     } finally {
       sink.destroy();
     }
@@ -78,7 +78,7 @@ describe("faults: what S3 (or something in its place) answers", function () {
     assert.ok(Math.abs(skews[0] + TWENTY_MINUTES) < 5_000, `offset ${skews[0]} ms`);
     assert.ok(Math.abs(sink.clockOffsetMs + TWENTY_MINUTES) < 5_000);
     assert.deepEqual(context.proxy.seen.map((request) => request.outcome), ["403 RequestTimeTooSkewed", "forwarded", "forwarded"]);
-    assert.deepEqual((await context.s3.get("skew/single")).body, Buffer.from("after the SDK learnt the time"));
+    assert.deepEqual((await context.s3.get("skew/single")).body, Buffer.from("after the time was learnt"));
   });
 
   it("an endless 500 body: a few KiB are read, the connection is cut, the write is retried and lands", async () => {
@@ -104,7 +104,7 @@ describe("faults: what S3 (or something in its place) answers", function () {
     );
     assert.equal(context.proxy.seen.length, 1, "not retried");
     assert.deepEqual(await context.s3.keys(), []);
-    // The SDK's calls say the same.
+    // The multipart control calls say the same.
     const sink = new S3Sink(sinkSettings(context.proxy.endpoint, { owner: "the config node" }));
     try {
       const error = await rejection(sink.createMultipartUpload("redirect/multipart", options));
@@ -139,19 +139,91 @@ describe("faults: what S3 (or something in its place) answers", function () {
       const drip = setInterval(() => response.write("x"), 20);
       response.on("close", () => clearInterval(drip));
     });
-    const sink = new S3Sink(sinkSettings(server.endpoint, { timing: { deadlineMs: 300, sdkDeadlineMs: 300 } }));
+    const sink = new S3Sink(sinkSettings(server.endpoint, { timing: { deadlineMs: 300, completeDeadlineMs: 300 } }));
     try {
-      const error = await rejection(sink.putObject("trickle/one", Buffer.from("x"), options));
-      assert.equal(error.code, "TimeoutError");
-      assert.equal(error.retryable, true);
-      assert.match(error.message, /no complete answer within the request deadline/);
-      const sdkError = await rejection(sink.createMultipartUpload("trickle/two", options));
-      assert.equal(sdkError.retryable, true, sdkError.message);
-      assert.equal(trickling, 2);
+      // A data request leaves the body unread; the control calls read theirs.
+      const calls = [
+        () => sink.putObject("trickle/one", Buffer.from("x"), options),
+        () => sink.createMultipartUpload("trickle/two", options),
+        () => sink.completeMultipartUpload("trickle/two", "upload", [{ partNumber: 1, etag: '"e"' }]),
+      ];
+      for (const call of calls) {
+        const error = await rejection(call());
+        assert.equal(error.code, "TimeoutError");
+        assert.equal(error.retryable, true);
+        assert.match(error.message, /no complete answer within the request deadline/);
+      }
+      assert.equal(trickling, 3);
     } finally {
       sink.destroy();
       await server.stop();
     }
+  });
+
+  it("CompleteMultipartUpload answered 200, spaces, then an <Error>: the S3 error it names (InternalError retryable, AccessDenied not); sent again, it completes", async () => {
+    const sink = new S3Sink(sinkSettings(context.proxy.endpoint));
+    const part = Buffer.from("the only part");
+    try {
+      const uploadId = await sink.createMultipartUpload("late/error", options);
+      const parts = [{ partNumber: 1, etag: await sink.uploadPart("late/error", uploadId, 1, part) }];
+      context.proxy.script([
+        { operation: "CompleteMultipartUpload", action: { kind: "error-after-200", code: "InternalError" }, times: 1 },
+        { operation: "CompleteMultipartUpload", action: { kind: "error-after-200", code: "AccessDenied" }, times: 1 },
+      ]);
+      const internal = await rejection(sink.completeMultipartUpload("late/error", uploadId, parts));
+      assert.deepEqual([internal.code, internal.retryable, internal.message], ["InternalError", true, "InternalError: injected by the fault proxy after 200"]);
+      const denied = await rejection(sink.completeMultipartUpload("late/error", uploadId, parts));
+      assert.deepEqual([denied.code, denied.retryable], ["AccessDenied", false]);
+      const completed = await sink.completeMultipartUpload("late/error", uploadId, parts);
+      assert.match(completed.etag, /^"[0-9a-f]+(-1)?"$/, "the ETag with its quotes");
+    } finally {
+      sink.destroy();
+    }
+    assert.deepEqual(context.proxy.requestsFor("late/").map((request) => [request.operation, request.outcome]), [
+      ["CreateMultipartUpload", "forwarded"],
+      ["UploadPart", "forwarded"],
+      ["CompleteMultipartUpload", "200 then InternalError"],
+      ["CompleteMultipartUpload", "200 then AccessDenied"],
+      ["CompleteMultipartUpload", "forwarded"],
+    ]);
+    assert.deepEqual((await context.s3.get("late/error")).body, part);
+  });
+
+  it("Batches: a CompleteMultipartUpload answered 200 and then InternalError is retried by the writer, and the batch lands whole", async () => {
+    context.proxy.script([{ operation: "CompleteMultipartUpload", action: { kind: "error-after-200", code: "InternalError" }, times: 1 }]);
+    const flow = await EgressFlow.load(context.proxy.endpoint, { input: "batches", maxRetryDelay: 0.05 });
+    const robot = { streamGroup: "g", stream: "s", deviceId: "robot", batchId: "big" };
+    const chunks = range(9).map((index) => Buffer.alloc(1024 * 1024, index));
+    for (const payload of chunks) await flow.join({ ...robot, payload });
+    const output = await flow.write({ ...robot, complete: true });
+    const key = "batches/g/s/robot/big";
+    assert.equal((output.s3 as { key: string }).key, key);
+    assert.ok((await context.s3.get(key)).body.equals(Buffer.concat(chunks)), "byte-identical");
+    const completes = context.proxy.requestsFor(key).filter((request) => request.operation === "CompleteMultipartUpload");
+    assert.deepEqual(completes.map((request) => request.outcome), ["200 then InternalError", "forwarded"]);
+    assert.deepEqual(flow.errors, []);
+  });
+
+  it("If-None-Match on CompleteMultipartUpload of a key that holds an object: S3's 412 is reported with its status, not retried, and the object stays", async () => {
+    context.proxy.conditionalWrites = true;
+    const sink = new S3Sink(sinkSettings(context.proxy.endpoint));
+    try {
+      await sink.putObject("taken/key", Buffer.from("first"), options);
+      const uploadId = await sink.createMultipartUpload("taken/key", { ...options, headers: { "if-none-match": "*" } });
+      const parts = [{ partNumber: 1, etag: await sink.uploadPart("taken/key", uploadId, 1, Buffer.from("second")) }];
+      const error = await rejection(sink.completeMultipartUpload("taken/key", uploadId, parts, true));
+      assert.deepEqual([error.statusCode, error.code, error.retryable], [412, "PreconditionFailed", false]);
+    } finally {
+      sink.destroy();
+    }
+    const seen = context.proxy.requestsFor("taken/");
+    assert.deepEqual(seen.map((request) => [request.operation, request.outcome, request.headers["if-none-match"]]), [
+      ["PutObject", "forwarded", undefined],
+      ["CreateMultipartUpload", "forwarded", undefined],
+      ["UploadPart", "forwarded", undefined],
+      ["CompleteMultipartUpload", "conditional-412", "*"],
+    ]);
+    assert.equal((await context.s3.get("taken/key")).body.toString(), "first");
   });
 
   describe("credentials from the default chain", function () {
@@ -183,7 +255,7 @@ describe("faults: what S3 (or something in its place) answers", function () {
         process.env.AWS_SESSION_TOKEN = "new-token";
         context.proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] === "old-token" }]);
         await sink.putObject("token/second", Buffer.from("2"), options);
-        // An SDK call refused for its token does the same.
+        // A multipart control call refused for its token does the same.
         process.env.AWS_SESSION_TOKEN = "newest-token";
         context.proxy.script([{ action: { kind: "error", status: 400, code: "ExpiredToken" }, when: (headers) => headers["x-amz-security-token"] !== "newest-token" }]);
         await sink.createMultipartUpload("token/third", options);

@@ -88,26 +88,32 @@ describe("object options: the requests they produce and what S3 stores", functio
     assert.ok(recorder.requests.every((request) => request.refused === undefined), "every option header is signed");
   });
 
-  it("carries the options into CreateMultipartUpload, and S3 keeps them on the completed object", async () => {
-    const headers = { "x-amz-storage-class": "GLACIER", "cache-control": "max-age=86400" };
+  it("carries the options into CreateMultipartUpload (If-None-Match into Complete), and S3 keeps them on the completed object", async () => {
+    const headers = { "x-amz-storage-class": "GLACIER", "cache-control": "max-age=86400", "content-encoding": "gzip", "if-none-match": "*" };
     const options = { contentType: "application/x-ndjson", metadata: { "device-id": "robot-125" }, headers };
     const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: inspector.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
     try {
       const uploadId = await sink.createMultipartUpload("batches/big", options);
       const etag = await sink.uploadPart("batches/big", uploadId, 1, Buffer.from('{"a":1}\n'));
-      await sink.completeMultipartUpload("batches/big", uploadId, [{ partNumber: 1, etag }]);
+      await sink.completeMultipartUpload("batches/big", uploadId, [{ partNumber: 1, etag }], true);
     } finally {
       sink.destroy();
     }
     const [create] = inspector.matching("POST", "uploads");
     assert.equal(create.headers["x-amz-storage-class"], "GLACIER");
     assert.equal(create.headers["cache-control"], "max-age=86400");
+    assert.equal(create.headers["content-encoding"], "gzip");
     assert.equal(create.headers["content-type"], "application/x-ndjson");
+    assert.equal(create.headers["x-amz-meta-device-id"], "robot-125");
+    // S3 refuses conditions on CreateMultipartUpload; Complete carries it.
+    assert.equal(create.headers["if-none-match"], undefined);
+    assert.equal(inspector.matching("POST", "uploadId")[0].headers["if-none-match"], "*");
     assert.ok(inspector.requests.every((request) => request.refused === undefined));
     const object = await stored("batches/big");
     assert.equal(object.StorageClass, "GLACIER");
     assert.equal(object.CacheControl, "max-age=86400");
     assert.equal(object.ContentType, "application/x-ndjson");
+    assert.equal(object.ContentEncoding, "gzip");
     assert.equal(object.Metadata?.["device-id"], "robot-125");
   });
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { decodeHeaderValue } from "../../nodes/lib/core/rfc2047";
 import { S3Sink } from "../../nodes/lib/s3/client";
 import { EgressFlow } from "../support/flow";
-import { RECORDED_UPLOAD_ID, type S3Inspector, inspectedS3 } from "../support/inspector";
+import { RECORDED_UPLOAD_ID, RECORDED_VERSION_ID, type S3Inspector, inspectedS3 } from "../support/inspector";
 import { CREDENTIALS, type LocalS3, TEST_BUCKET } from "../support/s3";
 
 const device = { streamGroup: "group-a", stream: "telemetry", deviceId: "robot-125", batchId: "2023-12-19" };
@@ -47,7 +47,7 @@ describe("SigV4 signatures, verified independently as S3 would", function () {
     }
   });
 
-  it("signs UploadPart, whose query string carries partNumber and uploadId, and the SDK's multipart calls", async () => {
+  it("signs UploadPart, whose query string carries partNumber and uploadId, and Create/CompleteMultipartUpload", async () => {
     const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: inspector.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
     const key = "batches/group a/télé+metry/(1)";
     const partOne = Buffer.alloc(5 * 1024 * 1024, "a");
@@ -78,6 +78,36 @@ describe("SigV4 signatures, verified independently as S3 would", function () {
     const [part] = recorder.matching("PUT", "partNumber");
     assert.equal(new URLSearchParams(part.url.split("?")[1]).get("uploadId"), RECORDED_UPLOAD_ID);
     assert.equal(part.refused, undefined);
+  });
+
+  it("signs CompleteMultipartUpload (its XML body) and AbortMultipartUpload, and reads the ETag (&quot; decoded) and version id S3 answers", async () => {
+    const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: recorder.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
+    const key = "batches/b 1 & <2>";
+    try {
+      const uploadId = await sink.createMultipartUpload(key, { contentType: "application/octet-stream", metadata: {} });
+      const parts = [
+        { partNumber: 1, etag: await sink.uploadPart(key, uploadId, 1, Buffer.from("part one")) },
+        { partNumber: 2, etag: await sink.uploadPart(key, uploadId, 2, Buffer.from("part two")) },
+      ];
+      const completed = await sink.completeMultipartUpload(key, uploadId, parts, true);
+      assert.match(completed.etag, /^"[0-9a-f]{32}"$/);
+      assert.equal(completed.versionId, RECORDED_VERSION_ID);
+      await sink.abortMultipartUpload(key, uploadId);
+    } finally {
+      sink.destroy();
+    }
+    const [complete] = recorder.matching("POST", "uploadId");
+    assert.equal(complete.headers["content-type"], "application/xml");
+    assert.equal(complete.headers["if-none-match"], "*");
+    const [abort] = recorder.matching("DELETE", "uploadId");
+    for (const request of [complete, abort]) assert.equal(new URLSearchParams(request.url.split("?")[1]).get("uploadId"), RECORDED_UPLOAD_ID);
+    assert.deepEqual(recorder.requests.map((request) => [request.method, request.refused]), [
+      ["POST", undefined],
+      ["PUT", undefined],
+      ["PUT", undefined],
+      ["POST", undefined],
+      ["DELETE", undefined],
+    ]);
   });
 
   it("signs the session token of temporary credentials", async () => {

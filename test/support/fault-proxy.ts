@@ -5,6 +5,8 @@ import type { AddressInfo, Socket } from "node:net";
 export type FaultAction =
   /** Answer with an S3 error document (and extra headers), without forwarding. */
   | { kind: "error"; status: number; code: string; headers?: Record<string, string> }
+  /** Answer 200, send spaces as S3 does while it completes an upload, then an S3 error document; without forwarding. */
+  | { kind: "error-after-200"; code: string }
   /** Answer 500 with an error document that never ends (until the client hangs up), without forwarding. */
   | { kind: "endless-error" }
   /** Answer a redirect to the same path on another origin, without forwarding. */
@@ -22,8 +24,21 @@ export type FaultAction =
   /** Answer 200 without an ETag, without forwarding. */
   | { kind: "no-etag" };
 
+/** The S3 operation a request is, by its method and query. */
+export type Operation = "PutObject" | "UploadPart" | "CreateMultipartUpload" | "CompleteMultipartUpload" | "AbortMultipartUpload" | "other";
+
+function operationOf(method: string, query: URLSearchParams): Operation {
+  if (method === "PUT") return query.has("partNumber") ? "UploadPart" : "PutObject";
+  if (method === "POST" && query.has("uploads")) return "CreateMultipartUpload";
+  if (method === "POST" && query.has("uploadId")) return "CompleteMultipartUpload";
+  if (method === "DELETE" && query.has("uploadId")) return "AbortMultipartUpload";
+  return "other";
+}
+
 export interface FaultRule {
   action: FaultAction;
+  /** Only requests of this operation. */
+  operation?: Operation;
   /** Only requests for keys starting with this (the key, without bucket). */
   keyPrefix?: string;
   /** Only the nth matching requests, counted from 1: e.g. every other one. */
@@ -36,6 +51,7 @@ export interface FaultRule {
 
 export interface SeenRequest {
   method: string;
+  operation: Operation;
   key: string;
   headers: http.IncomingHttpHeaders;
   /** What the proxy did: "forwarded", an action kind, or "conditional-412". */
@@ -62,8 +78,8 @@ const MAX_LIFETIME_MS = 180_000;
 
 /**
  * An HTTP proxy on a free loopback port in front of s3rver, with scriptable faults. It also
- * emulates `If-None-Match: *` on PutObject (s3rver ignores it) when `conditionalWrites` is on,
- * by asking s3rver whether the key exists first.
+ * emulates `If-None-Match: *` on PutObject and CompleteMultipartUpload (s3rver ignores it) when
+ * `conditionalWrites` is on, by asking s3rver whether the key exists first.
  */
 export class FaultProxy {
   readonly seen: SeenRequest[] = [];
@@ -152,13 +168,15 @@ export class FaultProxy {
   private handle(request: http.IncomingMessage, response: http.ServerResponse): void {
     const url = new URL(request.url ?? "/", "http://proxy");
     const key = decodeURIComponent(url.pathname.split("/").slice(2).join("/"));
-    const record = (outcome: string) => this.seen.push({ method: request.method ?? "", key, headers: request.headers, outcome });
+    const method = request.method ?? "";
+    const operation = operationOf(method, url.searchParams);
+    const record = (outcome: string) => this.seen.push({ method, operation, key, headers: request.headers, outcome });
     if (this.seen.length >= MAX_REQUESTS) {
       record("refused");
       response.writeHead(503).end();
       return;
     }
-    const action = this.pick(key, request.headers);
+    const action = this.pick(key, operation, request.headers);
     switch (action?.kind) {
       case "error":
         record(`${action.status} ${action.code}`);
@@ -166,6 +184,15 @@ export class FaultProxy {
         request.on("end", () => {
           response.writeHead(action.status, { "content-type": "application/xml", ...action.headers });
           response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${action.code}</Code><Message>injected by the fault proxy</Message></Error>`);
+        });
+        return;
+      case "error-after-200":
+        record(`200 then ${action.code}`);
+        request.resume();
+        request.on("end", () => {
+          response.writeHead(200, { "content-type": "application/xml" });
+          response.write(" ".repeat(64));
+          response.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${action.code}</Code><Message>injected by the fault proxy after 200</Message></Error>`);
         });
         return;
       case "endless-error":
@@ -218,7 +245,7 @@ export class FaultProxy {
         this.forward(request, response, url, true);
         return;
     }
-    this.forwardConditionally(request, response, url, key, record);
+    this.forwardConditionally(request, response, url, key, operation, record);
   }
 
   /** 500 and an error document whose padding goes on while the client reads, counting what got out. */
@@ -238,9 +265,10 @@ export class FaultProxy {
     pump();
   }
 
-  private pick(key: string, headers: http.IncomingHttpHeaders): FaultAction | undefined {
+  private pick(key: string, operation: Operation, headers: http.IncomingHttpHeaders): FaultAction | undefined {
     for (const rule of this.rules) {
       if (rule.keyPrefix !== undefined && !key.startsWith(rule.keyPrefix)) continue;
+      if (rule.operation !== undefined && rule.operation !== operation) continue;
       if (rule.when && !rule.when(headers)) continue;
       if (rule.times !== undefined && rule.applied >= rule.times) continue;
       rule.matched++;
@@ -256,15 +284,18 @@ export class FaultProxy {
     response: http.ServerResponse,
     url: URL,
     key: string,
+    operation: Operation,
     record: (outcome: string) => void,
   ): void {
-    if (!(this.conditionalWrites && request.method === "PUT" && request.headers["if-none-match"] === "*")) {
+    const conditional = operation === "PutObject" || operation === "CompleteMultipartUpload";
+    if (!(this.conditionalWrites && conditional && request.headers["if-none-match"] === "*")) {
       record("forwarded");
       this.forward(request, response, url, false);
       return;
     }
     request.pause();
-    const head = http.request({ ...this.target(url), method: "HEAD", headers: { host: request.headers.host } }, (answer) => {
+    // The object itself, not the upload the query names.
+    const head = http.request({ ...this.target(url), path: url.pathname, method: "HEAD", headers: { host: request.headers.host } }, (answer) => {
       answer.resume();
       if (answer.statusCode === 200) {
         record("conditional-412");

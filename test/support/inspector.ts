@@ -109,6 +109,8 @@ export class S3Inspector {
 
 /** The upload id the recorder hands out: with the characters real S3 upload ids contain, and more. */
 export const RECORDED_UPLOAD_ID = "2~Yk.rec-orded_upload=ID";
+/** The version id of every object the recorder completes. */
+export const RECORDED_VERSION_ID = "3/L4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY";
 
 /** What S3 answers to a valid PutObject, UploadPart, Create/Complete/AbortMultipartUpload. */
 function answerWrite(request: RecordedRequest, body: Buffer, response: http.ServerResponse): void {
@@ -121,8 +123,9 @@ function answerWrite(request: RecordedRequest, body: Buffer, response: http.Serv
     response.writeHead(200, { "content-type": "application/xml" });
     response.end(`<InitiateMultipartUploadResult><UploadId>${RECORDED_UPLOAD_ID}</UploadId></InitiateMultipartUploadResult>`);
   } else if (request.method === "POST" && query.has("uploadId")) {
-    response.writeHead(200, { "content-type": "application/xml" });
-    response.end(`<CompleteMultipartUploadResult><ETag>${etag}</ETag></CompleteMultipartUploadResult>`);
+    // As S3 writes it: the ETag's quotes as entities, the version in a header.
+    response.writeHead(200, { "content-type": "application/xml", "x-amz-version-id": RECORDED_VERSION_ID });
+    response.end(`<CompleteMultipartUploadResult><ETag>${etag.replace(/"/g, "&quot;")}</ETag></CompleteMultipartUploadResult>`);
   } else {
     response.writeHead(204);
     response.end();

@@ -9,7 +9,7 @@ async function main(): Promise<void> {
   const sink = new S3Sink({ bucket, region: "us-east-1", endpoint, forcePathStyle: true, credentials: JSON.parse(credentials) as Credentials });
   const options = { contentType: "text/plain", metadata: { "device-id": "d1" } };
   try {
-    // The lean path (PutObject, UploadPart) and the SDK's calls (Create/CompleteMultipartUpload).
+    // A single-part and a multipart upload: every kind of request the node sends but Abort.
     await sink.putObject(`${prefix}/single`, Buffer.from("one request"), options);
     const uploadId = await sink.createMultipartUpload(`${prefix}/multipart`, options);
     const etag = await sink.uploadPart(`${prefix}/multipart`, uploadId, 1, Buffer.from("one part"));

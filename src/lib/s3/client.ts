@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { S3Error, fromSdkError } from "./errors";
+import { S3Error } from "./errors";
 import { agentFor } from "./proxy";
 import { RequestSigner, canonicalQuery, uriEncode } from "./sigv4";
 
@@ -61,8 +61,8 @@ export interface SinkTiming {
   /** Every data request's overall deadline: this, plus the body's time at `slowBytesPerSecond`. */
   deadlineMs: number;
   slowBytesPerSecond: number;
-  /** Overall deadline of the SDK's calls (CompleteMultipartUpload of a large object may take minutes). */
-  sdkDeadlineMs: number;
+  /** Overall deadline of CompleteMultipartUpload, which for a large object may take minutes. */
+  completeDeadlineMs: number;
   /** While the default credential chain finds nothing, it is asked again at most this often. */
   credentialsRetryMs: number;
 }
@@ -71,7 +71,7 @@ export const DEFAULT_TIMING: SinkTiming = {
   idleMs: 30_000,
   deadlineMs: 60_000,
   slowBytesPerSecond: 32 * 1024,
-  sdkDeadlineMs: 300_000,
+  completeDeadlineMs: 300_000,
   credentialsRetryMs: 10_000,
 };
 
@@ -85,6 +85,8 @@ export interface SinkEvents {
 
 /** Of an error answer only this much is read: <Code> and <Message> come first; the rest goes with the connection. */
 const MAX_ERROR_BODY_BYTES = 4096;
+/** A multipart control call's XML answer is a few hundred bytes (plus the spaces S3 sends while completing); a longer one is no S3 answer. */
+const MAX_ANSWER_BODY_BYTES = 1024 * 1024;
 /** 307 Temporary Redirects followed per request (S3 sends them while a new bucket's DNS name propagates). */
 const MAX_REDIRECTS = 3;
 /** Answers saying the request time is too far from S3's. */
@@ -106,41 +108,49 @@ let sdkModule: SdkModule | undefined;
 
 /**
  * The AWS SDK, loaded on first use: about 20 MiB of memory a Node-RED process with static keys
- * and single-part writes never needs (only multipart control calls and the default credential
- * chain use it).
+ * never needs (only the default credential chain uses it).
  */
 function loadSdk(): SdkModule {
   return (sdkModule ??= require("@aws-sdk/client-s3") as SdkModule);
 }
 
-/** An answer that is not 2xx: its status, headers and the first bytes of its body. */
-interface ErrorAnswer {
+/** An answer: its status, headers and body (the first bytes of an error's; empty for a 2xx answer not asked to be read). */
+interface Answer {
   statusCode: number;
   headers: http.IncomingHttpHeaders;
   body: string;
 }
 
-type Exchange = { statusCode: number; headers: http.IncomingHttpHeaders } | { error: ErrorAnswer };
+/** A 2xx answer, or an error: not 2xx, or a 2xx whose body is an <Error> (CompleteMultipartUpload can fail after S3 answered 200). */
+type Exchange = Answer | { error: Answer };
+
+/** What a request needs beyond its method, key, query, headers and body. */
+interface RequestOptions {
+  /** Read the 2xx answer's XML body; data requests leave it unread, as they need only headers. */
+  readsAnswer?: boolean;
+  /** Overall deadline, instead of the data requests' (deadlineMs plus the body's time at slowBytesPerSecond). */
+  deadlineMs?: number;
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
 
 /**
- * One S3 connection for one config node. PutObject and UploadPart, which carry the data,
- * go through a lean path: our own SigV4 signer (signing key cached per day) over a keep-alive
- * agent, which costs a fraction of the SDK client's middleware stack per request. The rare
- * multipart control calls (create, complete, abort) go through the SDK client, which also
- * supplies the default credential chain. Each data request is signed with the SHA-256 of its
- * body, which S3 verifies, so no other checksum is sent and S3-compatible stores need none.
- * Both paths honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY, share one clock offset to S3 (learnt
- * from a RequestTimeTooSkewed answer) and give every request an overall deadline.
+ * One S3 connection for one config node. Every request (PutObject, UploadPart and the multipart
+ * control calls: create, complete, abort) goes through a lean path: our own SigV4 signer (signing
+ * key cached per day) over one keep-alive agent, which costs a fraction of the AWS SDK client's
+ * middleware stack per request. The SDK is loaded only for the default credential chain, when
+ * the config node has no keys. Each request is signed with the SHA-256 of its body, which S3
+ * verifies, so no other checksum is sent and S3-compatible stores need none. Requests honour
+ * HTTPS_PROXY / HTTP_PROXY / NO_PROXY, follow 307 redirects, sign with S3's clock once a
+ * RequestTimeTooSkewed answer told it, and have an overall deadline.
  */
 export class S3Sink {
   readonly bucket: string;
   private readonly region: string;
   /** Names the config node in errors the user must act on. */
   private readonly owner: string;
-  /** The SDK client and its socket pool, made on first use (see loadSdk). */
-  private sdkClient: { client: S3Client; agent: http.Agent } | undefined;
-  private readonly settings: SinkSettings;
-  private maxSockets = 16;
+  /** The SDK client, made on first use (see loadSdk) for its default credential chain. */
+  private sdkClient: S3Client | undefined;
   private readonly signer: RequestSigner;
   /** Static keys, or the SDK's (memoised, refreshing) default credential chain. */
   private readonly credentials: Credentials | CredentialChain;
@@ -158,7 +168,6 @@ export class S3Sink {
     settings: SinkSettings,
     private readonly events: SinkEvents = {},
   ) {
-    this.settings = settings;
     this.bucket = settings.bucket;
     this.region = settings.region;
     this.owner = settings.owner ?? "the s3-egress-config node";
@@ -170,17 +179,16 @@ export class S3Sink {
     // Last in, first out: the sockets a smaller load no longer needs stay idle and close.
     this.agent = agentFor(this.origin, {
       keepAlive: true,
-      maxSockets: this.maxSockets,
+      // Until setMaxSockets sizes it to the writes in flight.
+      maxSockets: 16,
       scheduling: "lifo",
       timeout: FREE_SOCKET_IDLE_MS,
     });
   }
 
-  /** Sizes the socket pools to the writes in flight of every node using this sink (each may be an SDK call). */
+  /** Sizes the socket pool to the writes in flight of every node using this sink. */
   setMaxSockets(count: number): void {
-    this.maxSockets = Math.max(1, count);
-    this.agent.maxSockets = this.maxSockets;
-    if (this.sdkClient) this.sdkClient.agent.maxSockets = this.maxSockets;
+    this.agent.maxSockets = Math.max(1, count);
   }
 
   /** How far S3's clock is ahead of this machine's (negative: behind), as last learnt; 0 until S3 complained. */
@@ -199,100 +207,39 @@ export class S3Sink {
   }
 
   async createMultipartUpload(key: string, options: ObjectOptions): Promise<string> {
-    const { CreateMultipartUploadCommand } = loadSdk();
-    const output = await this.callSdk((sdk, sendOptions) =>
-      sdk.send(
-        new CreateMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: key,
-          ContentType: options.contentType,
-          Metadata: options.metadata,
-          ...sdkObjectOptions(options.headers ?? {}),
-        }),
-        sendOptions,
-      ),
-    );
-    if (!output.UploadId) throw new S3Error("MalformedResponse", "CreateMultipartUpload returned no UploadId", 200, true);
-    return output.UploadId;
+    const headers = objectHeaders(options);
+    // S3 takes conditions on CompleteMultipartUpload, where the object comes into being, not here.
+    delete headers["if-none-match"];
+    const answer = await this.send("POST", key, { uploads: "" }, headers, EMPTY_BODY, { readsAnswer: true });
+    const uploadId = xmlElement(answer.body, "UploadId");
+    if (!uploadId) throw new S3Error("MalformedResponse", "CreateMultipartUpload returned no UploadId", answer.statusCode, true);
+    return uploadId;
   }
 
   /** `ifNoneMatch`: S3 answers 412 instead of completing when the key holds an object already. */
   async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], ifNoneMatch = false): Promise<WriteResult> {
-    const { CompleteMultipartUploadCommand } = loadSdk();
-    const output = await this.callSdk((sdk, sendOptions) =>
-      sdk.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: part.etag })) },
-          IfNoneMatch: ifNoneMatch ? "*" : undefined,
-        }),
-        sendOptions,
-      ),
-    );
-    return { etag: output.ETag ?? "", versionId: output.VersionId };
+    const headers: Record<string, string> = { "content-type": "application/xml" };
+    if (ifNoneMatch) headers["if-none-match"] = "*";
+    const answer = await this.send("POST", key, { uploadId }, headers, Buffer.from(completeMultipartXml(parts), "utf8"), {
+      readsAnswer: true,
+      deadlineMs: this.timing.completeDeadlineMs,
+    });
+    return { etag: xmlElement(answer.body, "ETag") ?? "", versionId: headerText(answer.headers["x-amz-version-id"]) };
   }
 
   async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
-    const { AbortMultipartUploadCommand } = loadSdk();
-    await this.callSdk((sdk, sendOptions) => sdk.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }), sendOptions));
+    await this.send("DELETE", key, { uploadId }, {}, EMPTY_BODY);
   }
 
   destroy(): void {
     this.agent.destroy();
-    this.sdkClient?.agent.destroy();
-    this.sdkClient?.client.destroy();
+    this.sdkClient?.destroy();
   }
 
-  /** The SDK client, made on first use with the clock offset learnt so far. */
+  /** The SDK client, made on first use; only its default credential chain is used. */
   private sdk(): S3Client {
-    if (this.sdkClient) return this.sdkClient.client;
-    const { settings } = this;
-    const agent = agentFor(this.origin, { keepAlive: true, maxSockets: this.maxSockets, timeout: FREE_SOCKET_IDLE_MS });
-    const client = new (loadSdk().S3Client)({
-      region: settings.region,
-      endpoint: settings.endpoint || undefined,
-      forcePathStyle: settings.forcePathStyle,
-      credentials: settings.credentials,
-      // The writer retries; the SDK must not multiply its attempts.
-      maxAttempts: 1,
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: { httpAgent: agent, httpsAgent: agent, requestTimeout: this.timing.idleMs },
-    });
-    client.config.systemClockOffset = this.clockOffset;
-    this.sdkClient = { client, agent };
-    return client;
-  }
-
-  /**
-   * Runs one SDK call, its failures turned into S3Errors. Like the lean path, it is sent again at
-   * once when S3's clock or fresh credentials may make it succeed, and it has a deadline.
-   */
-  private async callSdk<Output>(call: (sdk: S3Client, options: { abortSignal: AbortSignal }) => Promise<Output>): Promise<Output> {
-    let skewCorrected = false;
-    let refreshed = false;
-    for (;;) {
-      await this.currentCredentials();
-      try {
-        return await call(this.sdk(), { abortSignal: AbortSignal.timeout(this.timing.sdkDeadlineMs) });
-      } catch (error) {
-        const failure = fromSdkError(error);
-        const metadata = (error as { $metadata?: { clockSkewCorrected?: boolean } }).$metadata;
-        // The SDK moved its own clock offset from the answer's Date header; the lean path adopts it too.
-        if (!skewCorrected && (metadata?.clockSkewCorrected || CLOCK_SKEW_CODES.has(failure.code))) {
-          skewCorrected = true;
-          if (this.adoptClockOffset(this.sdk().config.systemClockOffset ?? 0)) continue;
-        }
-        if (EXPIRED_TOKEN_CODES.has(failure.code) && !refreshed && (await this.refreshCredentials())) {
-          refreshed = true;
-          continue;
-        }
-        const response = (error as { $response?: { headers?: http.IncomingHttpHeaders } }).$response;
-        throw this.explained(failure, response?.headers ?? {});
-      }
-    }
+    this.sdkClient ??= new (loadSdk().S3Client)({ region: this.region });
+    return this.sdkClient;
   }
 
   private async send(
@@ -301,7 +248,8 @@ export class S3Sink {
     query: Record<string, string>,
     headers: Record<string, string>,
     body: Buffer,
-  ): Promise<{ statusCode: number; headers: http.IncomingHttpHeaders }> {
+    options: RequestOptions = {},
+  ): Promise<Answer> {
     let target = this.target;
     let path = target.basePath + encodeKey(key);
     const search = canonicalQuery(query);
@@ -318,7 +266,7 @@ export class S3Sink {
       const credentials = await this.currentCredentials();
       const signedWithOffset = this.clockOffset;
       headers.authorization = this.signer.sign({ method, path, query: search, headers, payloadHash }, credentials, Date.now() + signedWithOffset);
-      const answer = await this.exchange(method, target, search ? `${path}?${search}` : path, headers, body);
+      const answer = await this.exchange(method, target, search ? `${path}?${search}` : path, headers, body, options);
       if (!("error" in answer)) return answer;
       const { error } = answer;
       const failure = S3Error.fromResponse(error.statusCode, xmlElement(error.body, "Code"), xmlElement(error.body, "Message"));
@@ -343,9 +291,9 @@ export class S3Sink {
     }
   }
 
-  /** One request and its answer; only network failures reject. */
-  private exchange(method: string, target: Target, path: string, headers: Record<string, string>, body: Buffer): Promise<Exchange> {
-    const deadlineMs = this.timing.deadlineMs + Math.ceil((body.length / this.timing.slowBytesPerSecond) * 1000);
+  /** One request and its answer; only network failures (and a 2xx body too long to be S3's) reject. */
+  private exchange(method: string, target: Target, path: string, headers: Record<string, string>, body: Buffer, options: RequestOptions): Promise<Exchange> {
+    const deadlineMs = options.deadlineMs ?? this.timing.deadlineMs + Math.ceil((body.length / this.timing.slowBytesPerSecond) * 1000);
     return new Promise((resolve, reject) => {
       let settled = false;
       const settle = (outcome: Exchange | Error) => {
@@ -361,8 +309,9 @@ export class S3Sink {
           const statusCode = response.statusCode ?? 0;
           response.on("error", (error) => settle(S3Error.fromNetwork(error)));
           if (statusCode >= 200 && statusCode < 300) {
+            if (options.readsAnswer) return readAnswer(response, settle);
             response.resume();
-            response.on("end", () => settle({ statusCode, headers: response.headers }));
+            response.on("end", () => settle({ statusCode, headers: response.headers, body: "" }));
             return;
           }
           // An error body is read up to a few KiB; an endless one is cut off with its connection.
@@ -431,11 +380,10 @@ export class S3Sink {
     }
   }
 
-  /** Signs with S3's time from now on, on both paths; true when that moved the signing clock. */
+  /** Signs with S3's time from now on; true when that moved the signing clock. */
   private adoptClockOffset(offsetMs: number): boolean {
     if (Math.abs(offsetMs - this.clockOffset) < CLOCK_RESOLUTION_MS) return false;
     this.clockOffset = offsetMs;
-    if (this.sdkClient) this.sdkClient.client.config.systemClockOffset = offsetMs;
     this.events.onClockSkew?.(offsetMs);
     return true;
   }
@@ -518,15 +466,11 @@ function objectHeaders(options: ObjectOptions): Record<string, string> {
   return headers;
 }
 
-/** The SDK command fields for the extra object headers a multipart upload carries from the start. */
-function sdkObjectOptions(headers: Record<string, string>) {
-  return {
-    CacheControl: headers["cache-control"],
-    ContentEncoding: headers["content-encoding"],
-    StorageClass: headers["x-amz-storage-class"] as never,
-    ServerSideEncryption: headers["x-amz-server-side-encryption"] as never,
-    SSEKMSKeyId: headers["x-amz-server-side-encryption-aws-kms-key-id"],
-  };
+/** The CompleteMultipartUpload request body: each part's number and ETag, in the order given. */
+function completeMultipartXml(parts: CompletedPart[]): string {
+  let xml = '<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">';
+  for (const part of parts) xml += `<Part><PartNumber>${part.partNumber}</PartNumber><ETag>${escapeXml(part.etag)}</ETag></Part>`;
+  return `${xml}</CompleteMultipartUpload>`;
 }
 
 function requireEtag(headers: http.IncomingHttpHeaders): string {
@@ -539,7 +483,48 @@ function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/**
+ * Reads a 2xx answer's body, up to MAX_ANSWER_BODY_BYTES. S3 may answer CompleteMultipartUpload
+ * with 200 and send an <Error> document later (it sends spaces while it works): that is an error
+ * answer like any other.
+ */
+function readAnswer(response: http.IncomingMessage, settle: (outcome: Exchange | Error) => void): void {
+  const statusCode = response.statusCode ?? 0;
+  const chunks: Buffer[] = [];
+  let length = 0;
+  response.on("data", (chunk: Buffer) => {
+    chunks.push(chunk);
+    length += chunk.length;
+    if (length <= MAX_ANSWER_BODY_BYTES) return;
+    settle(new S3Error("MalformedResponse", `S3 answered with more than ${MAX_ANSWER_BODY_BYTES} bytes where an XML document of a few hundred was due`, statusCode, true));
+    response.destroy();
+  });
+  response.on("end", () => {
+    const answer = { statusCode, headers: response.headers, body: Buffer.concat(chunks).toString("utf8") };
+    settle(/<Error>/.test(answer.body) ? { error: answer } : answer);
+  });
+}
+
+/** The text of the first element `name` in `xml`, its entities decoded. */
 function xmlElement(xml: string, name: string): string | undefined {
   const match = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml);
-  return match?.[1];
+  return match ? unescapeXml(match[1]) : undefined;
+}
+
+const XML_ENTITIES: Record<string, string> = { quot: '"', amp: "&", lt: "<", gt: ">", apos: "'" };
+
+/** Decodes XML's five named entities and numeric character references (S3 writes an ETag's quotes as &quot;). */
+function unescapeXml(text: string): string {
+  return text.replace(/&(?:(quot|amp|lt|gt|apos)|#(\d+)|#x([0-9a-fA-F]+));/g, (entity, name: string | undefined, decimal: string | undefined, hex: string | undefined) => {
+    if (name) return XML_ENTITIES[name];
+    const codePoint = decimal ? Number(decimal) : Number.parseInt(hex!, 16);
+    return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : entity;
+  });
+}
+
+const XML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+
+/** Text fit for an XML element: &, < and > escaped. */
+function escapeXml(text: string): string {
+  return text.replace(/[&<>]/g, (character) => XML_ESCAPES[character]);
 }

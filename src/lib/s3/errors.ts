@@ -47,24 +47,3 @@ export class S3Error extends Error {
     return new S3Error(error.code || error.name || "NetworkError", error.message, undefined, true);
   }
 }
-
-interface SdkErrorShape {
-  name?: string;
-  code?: string;
-  message?: string;
-  $fault?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
-/** The S3Error for whatever the AWS SDK threw. */
-export function fromSdkError(error: unknown): S3Error {
-  if (error instanceof S3Error) return error;
-  const shape = (error ?? {}) as SdkErrorShape;
-  const statusCode = shape.$metadata?.httpStatusCode;
-  if (statusCode !== undefined) return S3Error.fromResponse(statusCode, shape.name, shape.message);
-  // Instance metadata briefly unreachable, the environment not yet set: worth another try.
-  if (shape.name === "CredentialsProviderError") {
-    return new S3Error("CredentialsProviderError", shape.message ?? "no AWS credentials found", undefined, true);
-  }
-  return S3Error.fromNetwork({ name: shape.name ?? "Error", message: shape.message ?? String(error), code: shape.code });
-}
