@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ADAPTIVE_LIMITS } from "../../nodes/lib/delivery/concurrency";
 import { assertBucketHolds, lastTotals, range, scenarioMsg, sendAll } from "../support/deliveries";
 import { faultContext } from "../support/fault-context";
 import { EgressFlow } from "../support/flow";
@@ -135,7 +136,7 @@ describe("faults: S3 misbehaving behind a proxy, Messages route", function () {
     assert.deepEqual(failed.map(({ error }) => error.message), []);
     assert.equal(await assertBucketHolds(context.s3, written), 300);
     const limit = (flow.outputs[flow.outputs.length - 1].s3 as { concurrency: number }).concurrency;
-    assert.ok(limit >= 1 && limit <= 512, `msg.s3.concurrency is the current limit: ${limit}`);
+    assert.ok(limit >= ADAPTIVE_LIMITS.min && limit <= ADAPTIVE_LIMITS.max, `msg.s3.concurrency is the current limit: ${limit}`);
   });
 
   it("never overwrite: sends If-None-Match: *, a 412 counts as written and the first bytes stay", async () => {

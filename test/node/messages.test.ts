@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import helper from "node-red-node-test-helper";
+import { ADAPTIVE_LIMITS } from "../../nodes/lib/delivery/concurrency";
 import { configNode, EgressFlow, egressNode } from "../support/flow";
 import { CREDENTIALS, LocalS3, S3_UNDER_TEST, TEST_BUCKET } from "../support/s3";
 
@@ -243,7 +244,7 @@ describe(`s3-egress, Messages route, against ${S3_UNDER_TEST}`, function () {
     await Promise.all(writes);
     await flow.status((status) => status.fill === "blue" && /^writing \(\d+, limit \d+\)$/.test(String(status.text)));
     const limits = flow.outputs.map((msg) => (msg.s3 as { concurrency: number }).concurrency);
-    assert.ok(limits.every((limit) => limit >= 1 && limit <= 512), "within [1, 512]");
-    assert.ok(Math.max(...limits) > 16, `the limit grew while all 400 waited: up to ${Math.max(...limits)}`);
+    assert.ok(limits.every((limit) => limit >= ADAPTIVE_LIMITS.min && limit <= ADAPTIVE_LIMITS.max), `within [${ADAPTIVE_LIMITS.min}, ${ADAPTIVE_LIMITS.max}]`);
+    assert.ok(Math.max(...limits) > ADAPTIVE_LIMITS.initial, `the limit grew while all 400 waited: up to ${Math.max(...limits)}`);
   });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AdaptiveLimit, FixedLimit, LimitRegistry } from "../../nodes/lib/delivery/concurrency";
+import { ADAPTIVE_LIMITS, AdaptiveLimit, FixedLimit, LimitRegistry } from "../../nodes/lib/delivery/concurrency";
 
 /** A clock the test moves by hand. */
 class FakeClock {
@@ -26,14 +26,14 @@ function roundTrip(limit: AdaptiveLimit, clock: FakeClock, rttMs: number, signal
 }
 
 describe("adaptive concurrency limit (fake clock)", () => {
-  it("starts at 16 and never lets more than the limit in flight", () => {
+  it(`starts at ${ADAPTIVE_LIMITS.initial} and never lets more than the limit in flight`, () => {
     const limit = new AdaptiveLimit(new FakeClock().now);
-    assert.equal(limit.limit, 16);
-    assert.equal(fill(limit), 16);
+    assert.equal(limit.limit, ADAPTIVE_LIMITS.initial);
+    assert.equal(fill(limit), ADAPTIVE_LIMITS.initial);
     assert.equal(limit.tryAcquire(), false);
   });
 
-  it("grows quickly while round trips stay flat (a slow endpoint gets many writes in flight), up to the maximum of 512", () => {
+  it(`grows quickly while round trips stay flat (a slow endpoint gets many writes in flight), up to the maximum of ${ADAPTIVE_LIMITS.max}`, () => {
     const clock = new FakeClock();
     const limit = new AdaptiveLimit(clock.now);
     fill(limit);
@@ -42,9 +42,10 @@ describe("adaptive concurrency limit (fake clock)", () => {
       roundTrip(limit, clock, 100);
       levels.push(limit.limit);
     }
-    assert.deepEqual(levels.slice(0, 3), [32, 64, 128], "doubles per round trip until the first sign of overload");
-    assert.equal(limit.limit, 512);
-    assert.equal(limit.inFlight, 512);
+    const start = ADAPTIVE_LIMITS.initial;
+    assert.deepEqual(levels.slice(0, 3), [start * 2, start * 4, start * 8], "doubles per round trip until the first sign of overload");
+    assert.equal(limit.limit, ADAPTIVE_LIMITS.max);
+    assert.equal(limit.inFlight, ADAPTIVE_LIMITS.max);
   });
 
   it("does not grow while the slots are not used", () => {
@@ -56,7 +57,7 @@ describe("adaptive concurrency limit (fake clock)", () => {
       limit.record("answered", 10);
       limit.release();
     }
-    assert.equal(limit.limit, 16);
+    assert.equal(limit.limit, ADAPTIVE_LIMITS.initial);
   });
 
   it("shrinks multiplicatively on throttling, once per round trip however many answers say so, and not below 1", () => {
@@ -66,7 +67,7 @@ describe("adaptive concurrency limit (fake clock)", () => {
     roundTrip(limit, clock, 20);
     const before = limit.limit;
     roundTrip(limit, clock, 20, "throttled");
-    assert.equal(limit.limit, Math.floor(before * 0.8), "32 throttled answers in one round trip: one decrease");
+    assert.equal(limit.limit, Math.floor(before * 0.8), `${before} throttled answers in one round trip: one decrease`);
     for (let trip = 0; trip < 40; trip++) roundTrip(limit, clock, 20, "throttled");
     assert.equal(limit.limit, 1);
   });
@@ -118,19 +119,21 @@ describe("adaptive concurrency limit (fake clock)", () => {
     const level = limit.limit;
     for (let trip = 0; trip < 30; trip++) roundTrip(limit, clock, 25, "throttled");
     assert.equal(limit.limit, 1);
-    for (let trip = 0; trip < 8; trip++) roundTrip(limit, clock, 25);
-    assert.ok(limit.limit >= Math.floor(level * 0.8), `back near ${level} within 8 round trips: ${limit.limit}`);
+    // Doubling from 1 reaches the level in log2(level) round trips (9 for 400), not the hundreds of additive increase.
+    const trips = Math.ceil(Math.log2(level));
+    for (let trip = 0; trip < trips; trip++) roundTrip(limit, clock, 25);
+    assert.ok(limit.limit >= Math.floor(level * 0.8), `back near ${level} within ${trips} round trips: ${limit.limit}`);
   });
 
   it("ignores failures that say nothing about load (refused connections, resets)", () => {
     const clock = new FakeClock();
     const limit = new AdaptiveLimit(clock.now);
     fill(limit);
-    for (let i = 0; i < 16; i++) {
+    for (let i = 0; i < ADAPTIVE_LIMITS.initial; i++) {
       clock.ms += 5;
       limit.record("other", 5);
     }
-    assert.equal(limit.limit, 16);
+    assert.equal(limit.limit, ADAPTIVE_LIMITS.initial);
   });
 
   it("tells subscribers when a slot frees and when the limit moves", () => {
@@ -160,9 +163,10 @@ describe("concurrency limits of one config node", () => {
     const fixed = registry.register(fixedUser, 4);
     assert.equal(a, b);
     assert.ok(fixed instanceof FixedLimit && fixed.limit === 4);
-    assert.deepEqual(sockets, [16, 20]);
+    const shared = ADAPTIVE_LIMITS.initial;
+    assert.deepEqual(sockets, [shared, shared + 4]);
     registry.unregister(fixedUser);
-    assert.deepEqual(sockets, [16, 20]);
+    assert.deepEqual(sockets, [shared, shared + 4]);
   });
 
   it("the socket pool follows the shared limit as it moves", () => {
@@ -174,7 +178,7 @@ describe("concurrency limits of one config node", () => {
     fill(shared);
     roundTrip(shared, clock, 50);
     assert.equal(sockets[sockets.length - 1], shared.limit);
-    assert.equal(shared.limit, 32);
+    assert.equal(shared.limit, ADAPTIVE_LIMITS.initial * 2);
     // A dip (inflated round trips) keeps the pool: its sockets are reused when the limit grows back.
     roundTrip(shared, clock, 500);
     const pool = sockets[sockets.length - 1];

@@ -70,8 +70,12 @@ export class FixedLimit extends Slots {
   record(): void {}
 }
 
-/** Where the adaptive limit starts and its range (the README documents them). */
-export const ADAPTIVE_LIMITS = { initial: 16, min: 1, max: 512 } as const;
+/**
+ * Where the adaptive limit starts and its range (the README documents them). It starts where the
+ * AWS SDK's default socket pool ends (50), and slow start doubles it per round trip from there.
+ * A fixed number of writes in flight has the same maximum.
+ */
+export const ADAPTIVE_LIMITS = { initial: 50, min: 1, max: 1024 } as const;
 /** A round trip this much over the recent minimum (times, plus milliseconds) counts as inflated. */
 const LATENCY_TOLERANCE = 2;
 const LATENCY_SLACK_MS = 5;

@@ -73,8 +73,13 @@ export class RequestSigner {
  * JavaScript's trim() and \s also take U+00A0 and other Unicode spaces, which SigV4 keeps as they are.
  */
 function canonicalValue(value: string): string {
+  // Most values have nothing to change: one test instead of two replacements per header and request.
+  if (!SPACING_TO_CANONICALIZE.test(value)) return value;
   return value.replace(/^[ \t]+|[ \t]+$/g, "").replace(/[ \t]+/g, " ");
 }
+
+/** Leading or trailing spaces or tabs, a tab, or two spaces in a row: what canonicalValue changes. */
+const SPACING_TO_CANONICALIZE = /^[ \t]|[ \t]$|\t| {2}/;
 
 /** The canonical query string of SigV4, RFC 3986-encoded and sorted by name; usable as the request's query as it is. */
 export function canonicalQuery(query: Record<string, string>): string {
