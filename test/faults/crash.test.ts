@@ -1,74 +1,14 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { assertBucketHolds, egressSpoolDir, range, scenarioMsg, spoolSegments } from "../support/deliveries";
 import { faultContext } from "../support/fault-context";
-import { CREDENTIALS, TEST_BUCKET } from "../support/s3";
+import { installWithFlow, Runtime } from "../support/runtime-process";
 import { scanSegment } from "../../nodes/lib/delivery/spool";
 
 /** Records in the spool of the node "egress", counted from its segment files. */
 function spooledRecords(userDir: string): number {
   return spoolSegments(userDir).reduce((sum, name) => sum + scanSegment(readFileSync(path.join(egressSpoolDir(userDir), name))).records.length, 0);
-}
-
-const PACKAGE_ROOT = path.join(__dirname, "..", "..");
-const CHILD = path.join(__dirname, "..", "support", "runtime-child.js");
-
-/** A Node-RED process started by runtime-child.js, with what it reported so far. */
-class Runtime {
-  readonly done = new Set<number>();
-  readonly failed: string[] = [];
-  readonly exited: Promise<number | null>;
-  private listeners: (() => void)[] = [];
-  private readonly child: ChildProcess;
-
-  constructor(userDir: string, indices: number[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [CHILD, userDir, JSON.stringify(indices)], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
-    createInterface({ input: this.child.stdout! }).on("line", (line) => {
-      const [marker, event, index, ...rest] = line.split(" ");
-      if (marker !== "@@") return;
-      if (event === "done") this.done.add(Number(index));
-      if (event === "failed") this.failed.push(`${index} ${rest.join(" ")}`);
-      for (const listener of this.listeners) listener();
-    });
-    this.child.stderr!.on("data", (chunk: Buffer) => process.stderr.write(chunk));
-  }
-
-  /** Resolves once `test` holds, checked after every line the runtime prints; rejects if the runtime exits first. */
-  until(test: () => boolean): Promise<void> {
-    if (test()) return Promise.resolve();
-    const reached = new Promise<void>((resolve) => {
-      const listener = () => {
-        if (!test()) return;
-        this.listeners = this.listeners.filter((other) => other !== listener);
-        resolve();
-      };
-      this.listeners.push(listener);
-    });
-    const exited = this.exited.then((code) => Promise.reject(new Error(`the runtime exited (${code}) before the test was met`)));
-    return Promise.race([reached, exited]);
-  }
-
-  kill(signal: NodeJS.Signals): Promise<number | null> {
-    this.child.kill(signal);
-    return this.exited;
-  }
-}
-
-/** Installs this package into the user directory, with a flow of one s3-egress node "egress" with `egress` settings. */
-function installWithFlow(userDir: string, endpoint: string, egress: Record<string, unknown>): void {
-  mkdirSync(path.join(userDir, "node_modules", "@iot-sinks"), { recursive: true });
-  symlinkSync(PACKAGE_ROOT, path.join(userDir, "node_modules", "@iot-sinks", "node-red-s3-egress"), "dir");
-  const flows = [
-    { id: "tab", type: "tab", label: "crash" },
-    { id: "cfg", type: "s3-egress-config", bucket: TEST_BUCKET, region: "us-east-1", endpoint, forcePathStyle: true },
-    { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", spool: true, wires: [[]], ...egress },
-  ];
-  writeFileSync(path.join(userDir, "flows.json"), JSON.stringify(flows));
-  writeFileSync(path.join(userDir, "flows_cred.json"), JSON.stringify({ cfg: CREDENTIALS }));
 }
 
 describe("faults: the runtime process killed with SIGKILL mid-load, restarted with the spool", function () {

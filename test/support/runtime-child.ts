@@ -1,7 +1,8 @@
 // A real Node-RED runtime (NODE_RED_RUNTIME) in its own process, for the crash scenario:
 // `node runtime-child.js <userDir> <indices as JSON>`. It starts the flows in <userDir> (which must
 // use this package), sends scenario msgs to the node "egress" and prints "@@ done <index>" when the
-// node calls done() for one, "@@ failed <index> <error>" for done(err). With S3_EGRESS_CHILD_TEXT=1
+// node calls done() for one, "@@ failed <index> <error>" for done(err), "@@ status <text>" for each
+// status the node shows. With S3_EGRESS_CHILD_TEXT=1
 // each payload is the text "reading <index>", for batches read back line by line.
 import path from "node:path";
 import { scenarioMsg } from "./deliveries";
@@ -11,6 +12,11 @@ interface CompleteEvent {
   msg: { _msgid?: string };
   error?: Error;
   node: { id: string };
+}
+
+interface StatusEvent {
+  id: string;
+  status: { text?: string };
 }
 
 interface EmbeddedRed {
@@ -28,13 +34,16 @@ async function main(): Promise<void> {
   // The runtime's own hooks and events: the util module beside the runtime loaded above.
   const { hooks, events } = require(require.resolve("@node-red/util", { paths: [path.dirname(NODE_RED_RUNTIME)] })) as {
     hooks: { add(name: string, hook: (event: CompleteEvent) => void): void };
-    events: { once(name: string, listener: () => void): void };
+    events: { once(name: string, listener: () => void): void; on(name: string, listener: (event: StatusEvent) => void): void };
   };
   const started = new Promise<void>((resolve) => events.once("flows:started", resolve));
   hooks.add("onComplete", (event) => {
     if (event.node.id !== "egress") return;
     const index = String(event.msg._msgid).slice(1);
     process.stdout.write(event.error ? `@@ failed ${index} ${event.error.message}\n` : `@@ done ${index}\n`);
+  });
+  events.on("node-status", (event) => {
+    if (event.id === "egress") process.stdout.write(`@@ status ${event.status.text ?? ""}\n`);
   });
   await startNodeRed(RED, { userDir, port: 0, logLevel: process.env.S3_EGRESS_CHILD_LOG || "warn" });
   await started;

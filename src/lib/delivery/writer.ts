@@ -94,8 +94,11 @@ export interface WriteJob<T = unknown> {
 
 /** Throttling answers: the endpoint is alive and asks for less; they shrink the limit without using up the time budget. */
 const THROTTLING_CODES = new Set(["SlowDown", "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"]);
-/** Answers and failures that also mean overload: the limit shrinks, the budget runs. */
-const OVERLOAD_CODES = new Set(["ServiceUnavailable", "RequestTimeout", "RequestTimeoutException", "TimeoutError", "ETIMEDOUT"]);
+/**
+ * Answers and failures that also mean overload: the limit shrinks, the budget runs. EMFILE and
+ * ENFILE: this process or the system has no file descriptor left for another connection.
+ */
+const OVERLOAD_CODES = new Set(["ServiceUnavailable", "RequestTimeout", "RequestTimeoutException", "TimeoutError", "ETIMEDOUT", "EMFILE", "ENFILE"]);
 
 function isThrottling(error: unknown): boolean {
   return error instanceof S3Error && (error.statusCode === 429 || THROTTLING_CODES.has(error.code));

@@ -460,8 +460,13 @@ function awsEndpoint(region: string): string {
 
 /** The key as S3 wants it in a SigV4 canonical URI: RFC 3986 escaping, "/" kept. */
 export function encodeKey(key: string): string {
+  // Most keys need no escaping: one test instead of encoding and two replacements per request.
+  if (KEY_WITHOUT_ESCAPES.test(key)) return key;
   return uriEncode(key).replace(/%2F/g, "/");
 }
+
+/** A key of RFC 3986 unreserved characters and "/" only, which its canonical URI keeps as they are. */
+const KEY_WITHOUT_ESCAPES = /^[A-Za-z0-9\-._~/]*$/;
 
 function objectHeaders(options: ObjectOptions): Record<string, string> {
   const headers: Record<string, string> = { "content-type": options.contentType, ...options.headers };
