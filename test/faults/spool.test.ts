@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import helper from "node-red-node-test-helper";
 import { encodeRecord } from "../../nodes/lib/delivery/spool";
@@ -83,5 +83,30 @@ describe("faults: spool, redeploy and close, Messages route", function () {
     assert.equal(written.length + failed.length, 120);
     for (const { error } of failed) assert.match(error.message, /the node closed \(redeploy or shutdown\) before the write finished/);
     assert.equal(await assertBucketHolds(context.s3, written), written.length);
+  });
+
+  it("a full disk (ENOSPC) while spooling: those msgs fail to Catch naming the spool and the reason, leave no file behind, and later msgs are spooled and written", async () => {
+    flow = await EgressFlow.load(context.proxy.endpoint, { spool: true });
+    const items = range(6).map((index) => scenarioMsg(index));
+    // The first msg opens the spool (which clears temporary files) and takes segment 1.
+    await flow.write(items[0].msg);
+    // Segments 2-4 are written through /dev/full, where every write fails with ENOSPC.
+    const fullSegments = [2, 3, 4].map((sequence) => path.join(spoolDir(), `${String(sequence).padStart(12, "0")}.tmp`));
+    for (const file of fullSegments) symlinkSync("/dev/full", file);
+    for (const item of items.slice(1, 4)) {
+      await assert.rejects(flow.write(item.msg), (error: { message: string; msg: { error?: { code?: string } } }) => {
+        assert.equal(error.message, `SpoolWriteError: cannot store the msg in the spool in ${spoolDir()}: ENOSPC: no space left on device, write; msg not accepted`);
+        assert.equal(error.msg.error?.code, "ENOSPC", "msg.error.code for a Switch node after Catch");
+        return true;
+      });
+    }
+    assert.deepEqual(fullSegments.filter((file) => existsSync(file)), [], "no partial file left to fill the disk further");
+    assert.deepEqual(readdirSync(spoolDir()).filter((name) => name.endsWith(".tmp")), []);
+    // Space again: the node kept working.
+    await flow.write(items[4].msg);
+    await flow.write(items[5].msg);
+    assert.equal(await assertBucketHolds(context.s3, [items[0], items[4], items[5]]), 3);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(segments(), []);
   });
 });

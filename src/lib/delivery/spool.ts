@@ -22,6 +22,16 @@ export interface SpoolEntry {
   readonly length: number;
 }
 
+/** A record could not be made durable (a full disk, lost permissions): the msgs it held are not accepted. */
+export class SpoolWriteError extends Error {
+  override readonly name = "SpoolWriteError";
+  readonly code: string;
+  constructor(directory: string, cause: NodeJS.ErrnoException) {
+    super(`cannot store the msg in the spool in ${directory}: ${cause.message}; msg not accepted`);
+    this.code = cause.code ?? "EIO";
+  }
+}
+
 /** Told when an appended record is durable, or why it could not be made so. */
 export interface AppendWaiter {
   appended(entry: SpoolEntry): void;
@@ -414,7 +424,8 @@ export class Spool {
         try {
           await writeDurably(file, data);
         } catch (error) {
-          for (const { waiter } of appends) waiter.appendFailed(error as Error);
+          const failure = new SpoolWriteError(this.directory, error as NodeJS.ErrnoException);
+          for (const { waiter } of appends) waiter.appendFailed(failure);
           continue;
         }
         const segment: Segment = { file, outstanding: appends.length, durableAt: Date.now() };
@@ -470,12 +481,18 @@ async function appendDurably(file: string, text: string): Promise<void> {
 
 /** Writes a file so that after a crash it is either complete or absent: temporary file, fsync, rename, directory fsync. */
 async function writeDurably(file: string, data: Buffer, temporary = file.slice(0, -SEGMENT_SUFFIX.length) + TEMP_SUFFIX): Promise<void> {
-  const handle = await fs.open(temporary, "w", PRIVATE_FILE);
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await fs.open(temporary, "w", PRIVATE_FILE);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    // A partial file would take more of a disk that may be full (the next start removes it too).
+    await fs.rm(temporary, { force: true }).catch(() => undefined);
+    throw error;
   }
   await fs.rename(temporary, file);
   const directory = await fs.open(path.dirname(file), "r");
