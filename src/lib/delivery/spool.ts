@@ -28,7 +28,7 @@ export class SpoolWriteError extends Error {
   readonly code: string;
   constructor(directory: string, cause: NodeJS.ErrnoException) {
     super(`cannot store the msg in the spool in ${directory}: ${cause.message}; msg not accepted`);
-    this.code = cause.code ?? "EIO";
+    this.code = cause.code ?? cause.name;
   }
 }
 
