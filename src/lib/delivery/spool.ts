@@ -372,7 +372,7 @@ export class Spool {
       .filter((entry) => entry.segment.outstanding > (leaving.get(entry.segment) ?? 0))
       .map((entry) => `${path.basename(entry.segment.file)} ${entry.offset}\n`)
       .join("");
-    const logged = lines === "" ? Promise.resolve() : (this.logging = this.logging.catch(() => undefined).then(() => appendDurably(path.join(this.directory, RELEASED_LOG), lines)));
+    const logged = lines === "" ? Promise.resolve() : (this.logging = this.logging.catch(() => undefined).then(() => writeSynced(path.join(this.directory, RELEASED_LOG), "a", lines)));
     return logged.then(() => entries.forEach((entry) => this.release(entry)));
   }
 
@@ -469,10 +469,11 @@ async function rewriteReleasedLog(directory: string, lines: string[]): Promise<v
   await writeDurably(file, Buffer.from(lines.map((line) => `${line}\n`).join("")), `${file}${TEMP_SUFFIX}`);
 }
 
-async function appendDurably(file: string, text: string): Promise<void> {
-  const handle = await fs.open(file, "a", PRIVATE_FILE);
+/** Writes (`w`) or appends (`a`) `data` to `file` and waits until it is on the disk. */
+async function writeSynced(file: string, flags: "w" | "a", data: Buffer | string): Promise<void> {
+  const handle = await fs.open(file, flags, PRIVATE_FILE);
   try {
-    await handle.writeFile(text);
+    await handle.writeFile(data);
     await handle.sync();
   } finally {
     await handle.close();
@@ -482,13 +483,7 @@ async function appendDurably(file: string, text: string): Promise<void> {
 /** Writes a file so that after a crash it is either complete or absent: temporary file, fsync, rename, directory fsync. */
 async function writeDurably(file: string, data: Buffer, temporary = file.slice(0, -SEGMENT_SUFFIX.length) + TEMP_SUFFIX): Promise<void> {
   try {
-    const handle = await fs.open(temporary, "w", PRIVATE_FILE);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeSynced(temporary, "w", data);
   } catch (error) {
     // A partial file would take more of a disk that may be full (the next start removes it too).
     await fs.rm(temporary, { force: true }).catch(() => undefined);
