@@ -118,12 +118,17 @@ describe("faults: Batch Completions never lose, truncate, reorder or silently ov
       assert.equal((await context.s3.get(`${key}~2`)).metadata["batch-id"], day, "the metadata names the batch id, not the suffix");
     });
 
-    it("after a restart: S3 refuses the written key (If-None-Match), the batch goes to the next continuation key", async () => {
+    /** Device A's batch written once as "first", then the node restarted: S3 (the proxy) honours If-None-Match. */
+    async function restartAfterFirstObject(): Promise<EgressFlow> {
       context.proxy.conditionalWrites = true;
-      flow = await EgressFlow.load(context.proxy.endpoint, { input: "batches" });
-      await flow.write({ ...device("A"), payload: "first", complete: true });
+      const before = await EgressFlow.load(context.proxy.endpoint, { input: "batches" });
+      await before.write({ ...device("A"), payload: "first", complete: true });
       await EgressFlow.unload();
-      flow = await EgressFlow.load(context.proxy.endpoint, { input: "batches" });
+      return EgressFlow.load(context.proxy.endpoint, { input: "batches" });
+    }
+
+    it("after a restart: S3 refuses the written key (If-None-Match), the batch goes to the next continuation key", async () => {
+      flow = await restartAfterFirstObject();
       const output = await flow.write({ ...device("A"), payload: "second", complete: true });
       assert.equal((output.s3 as { key: string }).key, `${keyOf("A")}~2`);
       assert.equal((await context.s3.get(keyOf("A"))).body.toString(), "first");
@@ -132,11 +137,7 @@ describe("faults: Batch Completions never lose, truncate, reorder or silently ov
     });
 
     it("after a restart, a batch streamed as a multipart upload: S3 refuses its completion (If-None-Match), Catch names the key, the first object stays", async () => {
-      context.proxy.conditionalWrites = true;
-      flow = await EgressFlow.load(context.proxy.endpoint, { input: "batches" });
-      await flow.write({ ...device("A"), payload: "first", complete: true });
-      await EgressFlow.unload();
-      flow = await EgressFlow.load(context.proxy.endpoint, { input: "batches" });
+      flow = await restartAfterFirstObject();
       for (const index of range(9)) await flow.join({ ...device("A"), payload: Buffer.alloc(1024 * 1024, index) });
       const error = await flow.fail({ ...device("A"), complete: true });
       assert.match(error.message, new RegExp(`batch object ${keyOf("A")} exists already`));
