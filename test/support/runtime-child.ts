@@ -1,9 +1,9 @@
-// A real Node-RED runtime (NODE_RED_RUNTIME) in its own process, for the crash scenario:
-// `node runtime-child.js <userDir> <indices as JSON>`. It starts the flows in <userDir> (which must
-// use this package), sends scenario msgs to the node "egress" and prints "@@ done <index>" when the
-// node calls done() for one, "@@ failed <index> <error>" for done(err), "@@ status <text>" for each
-// status the node shows. With S3_EGRESS_CHILD_TEXT=1
-// each payload is the text "reading <index>", for batches read back line by line.
+// A real Node-RED runtime (NODE_RED_RUNTIME) in its own process, for the scenarios that kill or
+// limit the process: `node runtime-child.js <userDir> <indices as JSON>`. It starts the flows in
+// <userDir> (which must use this package), sends scenario msgs to the node "egress" and prints
+// "@@ done <index>" when the node calls done() for one, "@@ failed <index> <error>" for done(err),
+// "@@ status <text>" for each status the node shows. With S3_EGRESS_CHILD_TEXT=1 each payload is
+// the text "reading <index>", for batches read back line by line.
 import path from "node:path";
 import { scenarioMsg } from "./deliveries";
 import { NODE_RED_RUNTIME } from "./runtime";
