@@ -318,17 +318,7 @@ export class S3Sink {
             return;
           }
           // An error body is read up to a few KiB; an endless one is cut off with its connection.
-          const chunks: Buffer[] = [];
-          let length = 0;
-          const finish = () => settle({ error: { statusCode, headers: response.headers, body: Buffer.concat(chunks).toString("utf8", 0, MAX_ERROR_BODY_BYTES) } });
-          response.on("data", (chunk: Buffer) => {
-            chunks.push(chunk);
-            length += chunk.length;
-            if (length < MAX_ERROR_BODY_BYTES) return;
-            finish();
-            response.destroy();
-          });
-          response.on("end", finish);
+          readBody(response, MAX_ERROR_BODY_BYTES, (text) => settle({ error: { statusCode, headers: response.headers, body: text } }));
         },
       );
       const deadline = setTimeout(() => {
@@ -498,19 +488,31 @@ function headerText(value: string | string[] | undefined): string | undefined {
  */
 function readAnswer(response: http.IncomingMessage, settle: (outcome: Exchange | Error) => void): void {
   const statusCode = response.statusCode ?? 0;
+  readBody(response, MAX_ANSWER_BODY_BYTES, (text, cutOff) => {
+    if (cutOff) {
+      settle(new S3Error("MalformedResponse", `S3 answered with more than ${MAX_ANSWER_BODY_BYTES} bytes where an XML document of a few hundred was due`, statusCode, true));
+      return;
+    }
+    const answer = { statusCode, headers: response.headers, body: text };
+    settle(/<Error>/.test(text) ? { error: answer } : answer);
+  });
+}
+
+/**
+ * Reads `response`'s body as text: `done(text, false)` at its end, or, once it grows past
+ * `limit` bytes, `done` with its first `limit` bytes and `cutOff` true, the connection cut off.
+ */
+function readBody(response: http.IncomingMessage, limit: number, done: (text: string, cutOff: boolean) => void): void {
   const chunks: Buffer[] = [];
   let length = 0;
   response.on("data", (chunk: Buffer) => {
     chunks.push(chunk);
     length += chunk.length;
-    if (length <= MAX_ANSWER_BODY_BYTES) return;
-    settle(new S3Error("MalformedResponse", `S3 answered with more than ${MAX_ANSWER_BODY_BYTES} bytes where an XML document of a few hundred was due`, statusCode, true));
+    if (length <= limit) return;
+    done(Buffer.concat(chunks).toString("utf8", 0, limit), true);
     response.destroy();
   });
-  response.on("end", () => {
-    const answer = { statusCode, headers: response.headers, body: Buffer.concat(chunks).toString("utf8") };
-    settle(/<Error>/.test(answer.body) ? { error: answer } : answer);
-  });
+  response.on("end", () => done(Buffer.concat(chunks).toString("utf8"), false));
 }
 
 /** The text of the first element `name` in `xml`, its entities decoded. */
