@@ -83,7 +83,7 @@ async function benchIngest(endpoint, { messages = 1_000_000, devices = 64 } = {}
   const { FixedLimit } = require(path.join(NODES, "delivery", "concurrency.js"));
   const { Batches } = require(path.join(NODES, "delivery", "batches.js"));
   const sink = new S3Sink({ bucket: BUCKET, region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
-  const settings = { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", maxOpenBatches: devices, atOpenLimit: "reject" };
+  const settings = { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", maxOpenBatches: devices, atOpenLimit: "reject", maxBatchMemoryBytes: 32 * 1024 * 1024 };
   const batches = new Batches(sink, new Writer(new FixedLimit(16)), settings, { completed: () => undefined, failed: () => undefined, unusable: () => undefined });
   const options = { input: "batches", batchIdAutofill: "none", messageIdAutofill: "none" };
   const context = { arrival: 0, nextMessageId: () => "" };

@@ -5,16 +5,18 @@ import { formatBytes } from "../../nodes/lib/nodered/status";
 
 describe("batch settings and texts", () => {
   it("reads the node's batch properties, with defaults for what is missing or unknown", () => {
-    const defaults = { maxOpenBatches: 100_000, atOpenLimit: "complete-oldest" };
+    const defaults = { maxOpenBatches: 100_000, atOpenLimit: "complete-oldest", maxBatchMemoryBytes: 32 * 1024 * 1024 };
     assert.deepEqual(batchSettings({}), { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", ...defaults });
-    assert.deepEqual(batchSettings({ path: "a/b", concatenation: "newline", idleTimeout: "2.5", compression: "gzip", maxOpenBatches: "500", openBatchesFull: "reject" }), {
+    assert.deepEqual(batchSettings({ path: "a/b", concatenation: "newline", idleTimeout: "2.5", compression: "gzip", maxOpenBatches: "500", openBatchesFull: "reject", maxBatchMemoryMB: "8" }), {
       path: "a/b",
       concatenation: "newline",
       idleTimeoutMs: 2500,
       compression: "gzip",
       maxOpenBatches: 500,
       atOpenLimit: "reject",
+      maxBatchMemoryBytes: 8 * 1024 * 1024,
     });
+    for (const maxBatchMemoryMB of [-1, "", "lots", 0]) assert.equal(batchSettings({ maxBatchMemoryMB }).maxBatchMemoryBytes, 32 * 1024 * 1024, String(maxBatchMemoryMB));
     for (const maxOpenBatches of [-1, "", "many", 0]) assert.equal(batchSettings({ maxOpenBatches }).maxOpenBatches, 100_000, String(maxOpenBatches));
     assert.equal(batchSettings({ openBatchesFull: "spill" }).atOpenLimit, "complete-oldest");
     assert.equal(batchSettings({ concatenation: "none" }).concatenation, "none");

@@ -27,6 +27,8 @@ export type OpenLimitPolicy = "complete-oldest" | "reject";
 export const NDJSON_CONTENT_TYPE = "application/x-ndjson";
 /** Open batches per node unless set otherwise; the README gives the memory one idle batch takes. */
 export const DEFAULT_MAX_OPEN_BATCHES = 100_000;
+/** The memory all of a node's open batches may hold unless set otherwise (Batch memory, MiB); the rest moves to disk. */
+export const DEFAULT_BATCH_MEMORY_MB = 32;
 /** A batch holds its bytes in a small buffer of its own until they pass this; then it streams (part buffer, compressor). */
 const STREAM_AFTER_BYTES = 64 * 1024;
 /** Text payloads are held as a string (no Buffer object to pay for) until the batch holds this many characters. */
@@ -46,6 +48,10 @@ export interface BatchSettings {
   compression: Compression;
   maxOpenBatches: number;
   atOpenLimit: OpenLimitPolicy;
+  /** Bytes all open batches may hold in memory (buffers, compressors, parts on their way to S3); beyond it batch bytes move to disk. */
+  maxBatchMemoryBytes: number;
+  /** Without a spool: where batch bytes beyond the budget go (emptied at start). With a spool they stay in its records. */
+  spillDirectory?: string;
   /** Further object headers (storage class, encryption, …). */
   objectHeaders?: Record<string, string>;
   partSize?: number;
@@ -168,6 +174,16 @@ export class Batches {
     let bytes = this.heldBytes;
     for (const batch of this.streaming) bytes += batch.stream!.body.buffered;
     return bytes;
+  }
+
+  /** Bytes of open batches kept on disk instead of in memory (in the spill directory or the spool's records), not yet written. */
+  get spilledBytes(): number {
+    return 0;
+  }
+
+  /** The memory budget of all open batches, in bytes. */
+  get memoryBudget(): number {
+    return this.settings.maxBatchMemoryBytes;
   }
 
   /** Records in the spool not yet released. */

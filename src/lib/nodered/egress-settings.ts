@@ -2,7 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import type { NodeAPI, NodeDef } from "node-red";
 import type { FieldName, RouteInput } from "../core/record";
-import { type BatchSettings, DEFAULT_MAX_OPEN_BATCHES } from "../delivery/batches";
+import { type BatchSettings, DEFAULT_BATCH_MEMORY_MB, DEFAULT_MAX_OPEN_BATCHES } from "../delivery/batches";
 import type { ConcurrencySetting } from "../delivery/concurrency";
 import type { QueueFullPolicy } from "../delivery/intake";
 import { DEFAULT_BOUNDS, DEFAULT_RETRY, type QueueBounds, type RetryPolicy } from "../delivery/writer";
@@ -30,6 +30,8 @@ export type EgressDef = NodeDef & {
   maxOpenBatches?: number | string;
   /** What a msg that would open a batch beyond maxOpenBatches meets: `complete-oldest` (default) or `reject`. */
   openBatchesFull?: string;
+  /** MiB all open batches may hold in memory; beyond it their bytes move to disk. */
+  maxBatchMemoryMB?: number | string;
 } & { [field in FieldName]: string } & { [field in `${FieldName}Type`]: string };
 
 /** How long a closing node waits for writes in flight, inside Node-RED's 15 s close timeout. */
@@ -100,7 +102,7 @@ export function closeTimeout(RED: NodeAPI): number {
 }
 
 /** The node's batch properties as stored in the flow, each with its default when absent or unknown. */
-export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression" | "maxOpenBatches" | "openBatchesFull">>): BatchSettings {
+export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression" | "maxOpenBatches" | "openBatchesFull" | "maxBatchMemoryMB">>): BatchSettings {
   return {
     path: def.path ?? "",
     concatenation: def.concatenation === "none" || def.concatenation === "newline" ? def.concatenation : "plain",
@@ -108,5 +110,6 @@ export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenati
     compression: def.compression === "gzip" ? "gzip" : "none",
     maxOpenBatches: Math.floor(positive(def.maxOpenBatches, DEFAULT_MAX_OPEN_BATCHES)),
     atOpenLimit: def.openBatchesFull === "reject" ? "reject" : "complete-oldest",
+    maxBatchMemoryBytes: positive(def.maxBatchMemoryMB, DEFAULT_BATCH_MEMORY_MB) * 1024 * 1024,
   };
 }
