@@ -9,6 +9,7 @@ import { type BatchMsg, type BatchPiece, batchRecord, readBatchRecord } from "./
 import { GzipWriter } from "./gzip";
 import type { WriteOutcome } from "./messages";
 import { DEFAULT_PART_SIZE, type ObjectWriter, StreamingUpload } from "./multipart";
+import { type DiskRun, SpillStore, SpillWriteError, readRuns, releaseRun, takeRuns } from "./spill";
 import type { Spool, SpoolEntry } from "./spool";
 import { WriterClosedError, type Writer } from "./writer";
 
@@ -29,8 +30,6 @@ export const NDJSON_CONTENT_TYPE = "application/x-ndjson";
 export const DEFAULT_MAX_OPEN_BATCHES = 100_000;
 /** The memory all of a node's open batches may hold unless set otherwise (Batch memory, MiB); the rest moves to disk. */
 export const DEFAULT_BATCH_MEMORY_MB = 32;
-/** A batch holds its bytes in a small buffer of its own until they pass this; then it streams (part buffer, compressor). */
-const STREAM_AFTER_BYTES = 64 * 1024;
 /** Text payloads are held as a string (no Buffer object to pay for) until the batch holds this many characters. */
 const TEXT_HELD_CHARS = 1024;
 /** Batch keys written in this run, remembered to give a batch re-opened under one of them a continuation key. */
@@ -99,7 +98,8 @@ export class BatchKeyTakenError extends Error {
 
 /**
  * One open batch. Idle batches are small: fields, counters and their bytes so far in a buffer of
- * their own; the part buffer and the compressor come once they pass STREAM_AFTER_BYTES.
+ * their own (`held`, up to one part); beyond the node's memory budget those bytes move to disk
+ * (`disk`), and once held and disk bytes fill a part, the part goes to S3 (`stream`).
  */
 interface OpenBatch {
   readonly fields: RecordFields;
@@ -109,16 +109,41 @@ interface OpenBatch {
   messages: number;
   /** Of its last msg, ms since `clockBase`: a small integer V8 stores inline, not a boxed number. */
   lastMessageAt: number;
-  /** Its bytes so far: text while every payload was a string and there is little of it, else a buffer `filled` so far. */
+  /** Its newest bytes: text while every payload was a string and there is little of it, else a buffer `filled` so far. */
   held: string | Buffer | undefined;
   filled: number;
+  /** Bytes of its object before `held`: sent to S3 or on disk. */
+  consumed: number;
+  /** Its bytes that moved to disk, oldest first, before `held`. */
+  disk: BatchDisk | undefined;
+  /** Created with its first part: the multipart upload, behind a compressor for gzip. */
   stream: { upload: StreamingUpload; body: ObjectWriter } | undefined;
+  /** Parts read back from disk on their way to the upload, one after the other. */
+  sending: Promise<void> | undefined;
   /** The spool records of its msgs, released together once the batch is written or failed for good. */
   records?: SpoolEntry[];
 }
 
+interface BatchDisk {
+  bytes: number;
+  runs: DiskRun[];
+  /** With the spool: the first record whose body is not yet in `runs`, and where its bytes start in the object. */
+  recordIndex: number;
+  recordStart: number;
+}
+
+/** Bytes taken out of a batch on their way to S3, and what they count for in the memory budget until they are gone. */
+interface Outgoing {
+  bytes: Buffer;
+  counted: number;
+}
+
 const NEWLINE = "\n";
 const gzipAsync = promisify(gzip);
+/** A spill frees memory down to this share of the budget, so that it is not needed again at the next msg. */
+const SPILL_TO = 0.75;
+const ignore = () => undefined;
+const EMPTY = Buffer.alloc(0);
 
 /**
  * The Batch Completions route: open batches, their spool records, their completion and the
@@ -126,9 +151,13 @@ const gzipAsync = promisify(gzip);
  *
  * Msgs are appended, in arrival order, to the open batch of their (stream group, stream, device
  * id); a batch completes on msg.complete, on a new batch id for the same stream and device, on
- * the idle timeout, when the open-batch limit needs room, or on close. A batch that outgrows
- * STREAM_AFTER_BYTES streams to S3 (as a multipart upload once it fills a part), so it holds about
- * one part in memory whatever its size; smaller batches are written with one PutObject.
+ * the idle timeout, when the open-batch limit needs room, or on close. A batch holds its bytes
+ * in memory while the node's memory budget allows; beyond it the bytes of the batches appended to
+ * least recently move to disk: with the spool they are in its records already and are only
+ * dropped from memory, without it they go to a spill file. Each time a batch's bytes fill a part
+ * the part goes to S3 (a multipart upload), read back from disk as needed; smaller batches are
+ * written with one PutObject on completion. Bytes read back wait for room in the budget, so a
+ * storm of completions holds no more than the budget either.
  *
  * Batch objects are written with If-None-Match: *, so a written batch is never replaced: a batch
  * re-opened under a key written before goes to a continuation key, `<key>~2`, `<key>~3`, …
@@ -141,11 +170,28 @@ const gzipAsync = promisify(gzip);
 export class Batches {
   /** By identity, the batch appended to least recently first. */
   private readonly open = new Map<string, OpenBatch>();
+  /** Batches holding bytes in memory, appended to least recently first: the first to move to disk. */
+  private readonly resident = new Set<OpenBatch>();
   private readonly streaming = new Set<OpenBatch>();
   private readonly completing = new Set<Promise<unknown>>();
   /** Base key -> the highest number written (or being written) under it in this run. */
   private readonly written = new Map<string, number>();
   private heldBytes = 0;
+  /** Bytes read back or taken out of batches on their way to S3. */
+  private outgoingBytes = 0;
+  /** Bytes of runs that should be on disk but are still in memory: being written, or refused by the disk. */
+  private runDataBytes = 0;
+  private onDisk = 0;
+  private readonly roomWaiters: { bytes: number; own: number; resolve: () => void }[] = [];
+  /** Of `outgoingBytes`, what the read-backs waiting for room hold themselves: it leaves only once they go on. */
+  private waitersOwn = 0;
+  /** Runs the disk refused, written with the next spill. */
+  private unwritten: DiskRun[] = [];
+  private readonly spillStore: Promise<SpillStore> | undefined;
+  private spilling: Promise<void> | undefined;
+  /** Without the spool, while a spill that a msg waits for is written: later msgs wait behind it, in arrival order. */
+  private placing: Promise<void> | undefined;
+  private readonly partSize: number;
   private readonly clockBase = Date.now();
   private spool: Spool | undefined;
   /** While the spool is replayed, records carry their original (old) arrival times: no batch is idle yet. */
@@ -158,6 +204,15 @@ export class Batches {
     private readonly settings: BatchSettings,
     private readonly events: BatchEvents,
   ) {
+    this.partSize = settings.partSize ?? DEFAULT_PART_SIZE;
+    const directory = settings.spillDirectory;
+    if (directory) {
+      this.spillStore = SpillStore.open(directory).catch((error: NodeJS.ErrnoException) => {
+        throw new SpillWriteError(directory, error);
+      });
+      // A spill reports the failure; until then it must not count as unhandled.
+      this.spillStore.catch(ignore);
+    }
     if (settings.idleTimeoutMs > 0) {
       // One timer for all batches: a batch completes between one and about 1.25 idle timeouts after its last message.
       const interval = Math.max(10, Math.min(1000, settings.idleTimeoutMs / 4));
@@ -171,14 +226,14 @@ export class Batches {
 
   /** Bytes held in memory for open batches: their own buffers, part buffers, compressors and parts on their way to S3. */
   get bufferedBytes(): number {
-    let bytes = this.heldBytes;
+    let bytes = this.heldBytes + this.outgoingBytes + this.runDataBytes;
     for (const batch of this.streaming) bytes += batch.stream!.body.buffered;
     return bytes;
   }
 
   /** Bytes of open batches kept on disk instead of in memory (in the spill directory or the spool's records), not yet written. */
   get spilledBytes(): number {
-    return 0;
+    return this.onDisk;
   }
 
   /** The memory budget of all open batches, in bytes. */
@@ -209,11 +264,11 @@ export class Batches {
       const msg = typeof write === "string" ? write : readBatchRecord(write);
       if (typeof msg === "string") {
         this.events.unusable(`${entry.segment.file} at byte ${entry.offset}: ${msg}`);
-        void spool.releaseAll([entry]).catch(() => undefined);
+        void spool.releaseAll([entry]).catch(ignore);
         continue;
       }
       try {
-        const admission = this.apply(msg.msg, msg.piece, entry);
+        const admission = await this.place(msg.msg, msg.piece, entry);
         if ("completed" in admission) {
           admission.completed.then(
             (outcome) => outcome && this.events.completed(outcome, "complete", msg.msg.msgid),
@@ -231,13 +286,14 @@ export class Batches {
   /**
    * Takes in one msg, in arrival order. Throws InputError or OpenBatchesFullError, before anything
    * is recorded, held or completed, when the msg cannot join a batch; the batch's upload error
-   * when its batch already failed. With a spool the msg joins once its record is on disk.
+   * when its batch already failed; SpillWriteError when the memory budget needs room on a disk
+   * that refuses it. With a spool the msg joins once its record is on disk.
    */
   accept(msg: BatchMsg): Admission | Promise<Admission> {
     const piece = this.check(msg);
     const spool = this.spool;
-    if (!spool) return this.apply(msg, piece, undefined);
-    return spool.append(batchRecord(msg, piece)).then((entry) => this.apply(msg, piece, entry));
+    if (!spool) return this.place(msg, piece, undefined);
+    return spool.append(batchRecord(msg, piece)).then((entry) => this.place(msg, piece, entry));
   }
 
   /** Completes every open batch and waits for all completions (failures are reported through the events). */
@@ -255,9 +311,13 @@ export class Batches {
     clearInterval(this.sweeper);
     // A multipart upload under way is aborted: the batch is uploaded again from the spool.
     const reason = new Error("the node closed; the batch is kept in the spool");
-    const aborts = [...this.streaming].map((batch) => batch.stream!.upload.abandon(reason));
+    const aborts: Promise<void>[] = [];
+    for (const batch of this.open.values()) {
+      if (batch.stream) aborts.push(batch.stream.upload.abandon(reason));
+      this.dropDisk(batch);
+    }
     this.open.clear();
-    this.streaming.clear();
+    this.resident.clear();
     this.heldBytes = 0;
     await Promise.allSettled([...aborts, ...this.completing]);
   }
@@ -284,13 +344,43 @@ export class Batches {
     return { body: bytes, type: contentType };
   }
 
-  /** Lets a checked (and, with a spool, recorded) msg join its batch. */
+  /**
+   * Makes room in the memory budget for a checked (and, with a spool, recorded) msg, then lets it
+   * join its batch. Without the spool the room may have to be written to disk first: the msg
+   * waits for it (and fails if the disk refuses), and msgs after it wait behind it.
+   */
+  private place(msg: BatchMsg, piece: BatchPiece, entry: SpoolEntry | undefined): Admission | Promise<Admission> {
+    if (this.placing) return this.placing.then(() => this.place(msg, piece, entry));
+    if (this.budgeted && piece.body !== undefined && this.bufferedBytes + this.growthOf(msg.fields, piece.body.length + 1) > this.settings.maxBatchMemoryBytes) {
+      const spilled = this.spillIdle();
+      if (spilled) {
+        const placed = spilled.then(() => this.apply(msg, piece, entry));
+        const placing: Promise<void> = placed.then(ignore, ignore).finally(() => {
+          if (this.placing === placing) this.placing = undefined;
+        });
+        this.placing = placing;
+        return placed;
+      }
+    }
+    return this.apply(msg, piece, entry);
+  }
+
+  /** What appending `bytes` to the batch of `fields` adds to memory (its buffer grows by doubling), near enough. */
+  private growthOf(fields: RecordFields, bytes: number): number {
+    const batch = this.open.get(identityOf(fields));
+    const held = batch?.held;
+    if (batch === undefined || !Buffer.isBuffer(held)) return bytes;
+    const needed = batch.filled + bytes;
+    return needed <= held.length ? 0 : Math.min(Math.max(needed, held.length * 2), this.partSize) - held.length;
+  }
+
+  /** Lets a msg with room in the budget join its batch. */
   private apply(msg: BatchMsg, piece: BatchPiece, entry: SpoolEntry | undefined): Admission {
     try {
       return this.join(msg, piece, entry);
     } catch (error) {
       // Refused after all (its batch failed, or changed while the record was written): the record is of no further use.
-      if (entry) void this.spool?.releaseAll([entry]).catch(() => undefined);
+      if (entry) void this.spool?.releaseAll([entry]).catch(ignore);
       throw error;
     }
   }
@@ -307,25 +397,30 @@ export class Batches {
         if (this.settings.atOpenLimit === "reject" && !this.replaying) throw new OpenBatchesFullError(this.settings.maxOpenBatches, this.keyOf(fields));
         this.finish(this.open.values().next().value!, "open-limit");
       }
-      batch = this.openBatch(fields, piece, msg.contentType, msg.arrival);
+      batch = this.openBatch(fields, piece, msg.contentType, msg.arrival, entry);
     } else {
       if (batch.stream?.body.failed && !complete) throw batch.stream.body.failed;
       // Kept in order of last append: the idle sweep and the open-batch limit look at the front only.
       this.open.delete(identity);
       this.open.set(identity, batch);
       batch.lastMessageAt = msg.arrival - this.clockBase;
+      // Recorded before its bytes are appended: with the spool, a batch's bytes on disk are its records' bodies.
+      if (entry) (batch.records ??= []).push(entry);
       if (piece.body !== undefined) batch.messages++;
       if (piece.body !== undefined && this.settings.concatenation !== "none" && !batch.stream?.body.failed) {
-        if (this.settings.concatenation === "newline") this.write(batch, NEWLINE);
-        this.write(batch, piece.body);
+        if (this.settings.concatenation === "newline") this.append(batch, NEWLINE);
+        this.append(batch, piece.body);
       }
     }
-    if (entry) (batch.records ??= []).push(entry);
     if (complete) return { completed: this.finish(batch, "complete") };
+    if (batch.sending) {
+      const stream = batch.stream!;
+      return { ready: batch.sending.then(() => stream.body.drained()) };
+    }
     return batch.stream?.body.backlogged ? { ready: batch.stream.body.drained() } : HELD;
   }
 
-  private openBatch(fields: RecordFields, piece: BatchPiece, contentType: unknown, now: number): OpenBatch {
+  private openBatch(fields: RecordFields, piece: BatchPiece, contentType: unknown, now: number, entry: SpoolEntry | undefined): OpenBatch {
     const concatenation = this.settings.concatenation;
     const base = this.keyOf(fields);
     const last = this.written.get(base);
@@ -337,21 +432,41 @@ export class Batches {
       lastMessageAt: now - this.clockBase,
       held: undefined,
       filled: 0,
+      consumed: 0,
+      disk: undefined,
       stream: undefined,
+      sending: undefined,
     };
+    if (entry) batch.records = [entry];
     if (last !== undefined) this.remember(base, batch.number);
     this.open.set(identityOf(fields), batch);
-    if (concatenation !== "none" && piece.body !== undefined) this.write(batch, piece.body);
+    if (concatenation !== "none" && piece.body !== undefined) this.append(batch, piece.body);
     return batch;
   }
 
-  /** Appends bytes: into the batch's own buffer while it is small, then into its stream. */
-  private write(batch: OpenBatch, piece: string | Buffer): void {
-    if (batch.stream) {
-      if (typeof piece === "string") batch.stream.body.writeText(piece);
-      else batch.stream.body.write(piece);
-      return;
+  /** Appends bytes to the batch; each time its bytes fill a part, the part goes on to S3. */
+  private append(batch: OpenBatch, piece: string | Buffer): void {
+    const pending = (batch.disk?.bytes ?? 0) + heldSize(batch);
+    // A string's UTF-8 is at most three bytes a character: most pieces need no measuring.
+    if (pending + (typeof piece === "string" ? piece.length * 3 : piece.length) < this.partSize) return this.hold(batch, piece);
+    let bytes = typeof piece === "string" ? Buffer.from(piece, "utf8") : piece;
+    let room = this.partSize - pending;
+    while (bytes.length >= room) {
+      if (room === this.partSize) this.emit(batch, bytes.subarray(0, room));
+      else {
+        this.hold(batch, bytes.subarray(0, room));
+        this.emit(batch, undefined);
+      }
+      bytes = bytes.subarray(room);
+      room = this.partSize;
     }
+    if (bytes.length > 0) this.hold(batch, bytes);
+  }
+
+  /** Keeps bytes in the batch's own buffer (less than a part). */
+  private hold(batch: OpenBatch, piece: string | Buffer): void {
+    this.resident.delete(batch);
+    this.resident.add(batch);
     const held = batch.held;
     if (typeof piece === "string" && (held === undefined || typeof held === "string") && (held?.length ?? 0) + piece.length <= TEXT_HELD_CHARS) {
       batch.held = held === undefined ? piece : held + piece;
@@ -361,20 +476,16 @@ export class Batches {
     if (typeof held === "string") {
       // Outgrew text: from now on bytes.
       this.dropHeld(batch);
-      this.write(batch, Buffer.from(held, "utf8"));
+      this.hold(batch, Buffer.from(held, "utf8"));
     }
     const bytes = typeof piece === "string" ? Buffer.byteLength(piece) : piece.length;
     const needed = batch.filled + bytes;
-    if (needed > STREAM_AFTER_BYTES) {
-      this.startStream(batch);
-      this.write(batch, piece);
-      return;
-    }
     const buffer = batch.held as Buffer | undefined;
     const capacity = buffer?.length ?? 0;
     if (needed > capacity) {
-      // Exactly the first payload's size (most idle batches hold one msg), then doubling.
-      const grown = Buffer.allocUnsafe(capacity === 0 ? needed : Math.min(Math.max(needed, capacity * 2), STREAM_AFTER_BYTES));
+      // Exactly the first payload's size (most idle batches hold one msg), then doubling; a batch that has sent a part is a large one.
+      const first = batch.stream && !batch.disk?.bytes ? this.partSize : needed;
+      const grown = Buffer.allocUnsafe(capacity === 0 ? first : Math.min(Math.max(needed, capacity * 2), this.partSize));
       buffer?.copy(grown, 0, 0, batch.filled);
       batch.held = grown;
       this.heldBytes += grown.length - capacity;
@@ -383,14 +494,55 @@ export class Batches {
     batch.filled += typeof piece === "string" ? target.write(piece, batch.filled, "utf8") : piece.copy(target, batch.filled);
   }
 
-  private startStream(batch: OpenBatch): void {
-    const gzipped = this.gzipped();
-    const upload = new StreamingUpload(this.sink, this.writer, this.numberedKey(batch.fields, batch.number), this.objectOptions(batch), this.settings.partSize ?? DEFAULT_PART_SIZE);
-    batch.stream = { upload, body: gzipped ? new GzipWriter(upload) : upload };
-    if (typeof batch.held === "string") batch.stream.body.writeText(batch.held);
-    else if (batch.held) batch.stream.body.write(batch.held.subarray(0, batch.filled));
-    this.dropHeld(batch);
+  /** Sends the batch's next part: `whole` (a payload's own bytes), or its bytes on disk and in memory, which fill exactly one part. */
+  private emit(batch: OpenBatch, whole: Buffer | undefined): void {
+    const stream = batch.stream ?? this.startStream(batch);
+    const fromDisk = batch.disk?.bytes ?? 0;
+    let tail: Outgoing;
+    if (whole) {
+      batch.consumed += whole.length;
+      tail = { bytes: whole, counted: 0 };
+    } else tail = this.takeHeld(batch);
+    if (fromDisk === 0 && !batch.sending) {
+      stream.body.write(tail.bytes);
+      this.released(tail.counted);
+      return;
+    }
+    this.takeDisk(batch, fromDisk);
+    // Parts of one batch go in order: each waits for the one before it to be read back.
+    const sending: Promise<void> = (batch.sending ?? Promise.resolve())
+      .then(async () => {
+        const part = fromDisk === 0 ? tail : await this.readBack(batch, fromDisk, tail);
+        if (!stream.body.failed) stream.body.write(part.bytes);
+        this.released(part.counted);
+      })
+      .catch((error: Error) => stream.upload.abandon(error).catch(ignore))
+      .finally(() => {
+        if (batch.sending === sending) batch.sending = undefined;
+      });
+    batch.sending = sending;
+  }
+
+  private startStream(batch: OpenBatch): { upload: StreamingUpload; body: ObjectWriter } {
+    const upload = new StreamingUpload(this.sink, this.writer, this.numberedKey(batch.fields, batch.number), this.objectOptions(batch), this.partSize, () => this.wake());
+    batch.stream = { upload, body: this.gzipped() ? new GzipWriter(upload) : upload };
     this.streaming.add(batch);
+    return batch.stream;
+  }
+
+  /** Takes the batch's bytes in memory out, on their way to S3; they count in the budget until `released`. */
+  private takeHeld(batch: OpenBatch): Outgoing {
+    const held = batch.held;
+    if (held === undefined) return { bytes: EMPTY, counted: 0 };
+    const bytes = typeof held === "string" ? Buffer.from(held, "utf8") : held.subarray(0, batch.filled);
+    const counted = held.length;
+    batch.consumed += bytes.length;
+    this.heldBytes -= counted;
+    this.outgoingBytes += counted;
+    batch.held = undefined;
+    batch.filled = 0;
+    this.resident.delete(batch);
+    return { bytes, counted };
   }
 
   private dropHeld(batch: OpenBatch): void {
@@ -399,13 +551,187 @@ export class Batches {
     batch.filled = 0;
   }
 
+  /** Counts the first `bytes` of the batch's bytes on disk as taken; `readBack` reads them. */
+  private takeDisk(batch: OpenBatch, bytes: number): void {
+    if (bytes === 0) return;
+    batch.disk!.bytes -= bytes;
+    this.onDisk -= bytes;
+  }
+
+  /** Reads the batch's next `fromDisk` bytes on disk back, followed by `tail`, once the budget has room for them. */
+  private async readBack(batch: OpenBatch, fromDisk: number, tail: Outgoing): Promise<Outgoing> {
+    const size = fromDisk + tail.bytes.length;
+    await this.room(size, tail.counted);
+    try {
+      // Runs being written to a spill file are read once they are there.
+      while (this.spilling) await this.spilling.catch(ignore);
+      const runs = takeRuns(batch.disk!.runs, fromDisk);
+      const bytes = Buffer.allocUnsafe(size);
+      // readRuns copies the bytes still in memory before it first waits: their data can go at once.
+      const reading = readRuns(runs, bytes, 0);
+      for (const run of runs) this.dropRunData(run);
+      await reading;
+      for (const run of runs) releaseRun(run);
+      tail.bytes.copy(bytes, fromDisk);
+      return { bytes, counted: size };
+    } catch (error) {
+      this.released(size);
+      throw error;
+    } finally {
+      this.released(tail.counted);
+    }
+  }
+
+  /** Bytes on their way to S3 have left memory. */
+  private released(bytes: number): void {
+    if (bytes === 0) return;
+    this.outgoingBytes -= bytes;
+    this.wake();
+  }
+
+  /**
+   * Resolves once the budget has room for `bytes` more on their way to S3, which then count
+   * against it; `own` of the outgoing bytes are the caller's, waiting with it.
+   */
+  private room(bytes: number, own: number): Promise<void> {
+    if (this.roomWaiters.length === 0 && this.fits(bytes)) {
+      this.outgoingBytes += bytes;
+      return Promise.resolve();
+    }
+    this.waitersOwn += own;
+    const waiting = new Promise<void>((resolve) => this.roomWaiters.push({ bytes, own, resolve }));
+    this.spillIdle()?.catch(ignore);
+    this.wake();
+    return waiting;
+  }
+
+  private fits(bytes: number): boolean {
+    if (!this.budgeted || this.bufferedBytes + bytes <= this.settings.maxBatchMemoryBytes) return true;
+    // Nothing is on its way out that would make room by itself: go ahead rather than wait for ever.
+    if (this.spilling || this.outgoingBytes > this.waitersOwn) return false;
+    for (const batch of this.streaming) if (batch.stream!.upload.inFlight > 0) return false;
+    return true;
+  }
+
+  private wake(): void {
+    while (this.roomWaiters.length > 0 && this.fits(this.roomWaiters[0].bytes)) {
+      const { bytes, own, resolve } = this.roomWaiters.shift()!;
+      this.waitersOwn -= own;
+      this.outgoingBytes += bytes;
+      resolve();
+    }
+  }
+
+  /** Whether open batches keep to the memory budget: they have bytes, and somewhere to move them. */
+  private get budgeted(): boolean {
+    return this.settings.concatenation !== "none" && (this.spool !== undefined || this.spillStore !== undefined);
+  }
+
+  /**
+   * Moves the bytes of the batches appended to least recently out of memory until it holds
+   * SPILL_TO of the budget: with the spool they are dropped (their records hold them), without it
+   * they are written to a spill file. Resolves once they are on disk; rejects with SpillWriteError
+   * (the bytes then stay in memory, and the next spill tries them again).
+   */
+  private spillIdle(): Promise<void> | undefined {
+    if (this.spilling) return this.spilling;
+    const target = this.settings.maxBatchMemoryBytes * SPILL_TO;
+    let memory = this.bufferedBytes;
+    const runs = this.unwritten.filter((run) => run.data !== undefined);
+    this.unwritten = [];
+    for (const batch of this.resident) {
+      if (memory <= target) break;
+      memory -= this.moveToDisk(batch, runs);
+    }
+    if (runs.length === 0) return undefined;
+    const spilling = this.spillStore!.then((store) => store.write(runs)).then(
+      (moved) => {
+        this.runDataBytes -= moved;
+      },
+      (error: Error) => {
+        this.unwritten.push(...runs);
+        throw error;
+      },
+    );
+    this.spilling = spilling.finally(() => {
+      this.spilling = undefined;
+      this.wake();
+    });
+    return this.spilling;
+  }
+
+  /** Moves the batch's bytes in memory to its bytes on disk (adding the runs to write to `runs`); returns the memory freed. */
+  private moveToDisk(batch: OpenBatch, runs: DiskRun[]): number {
+    this.resident.delete(batch);
+    const held = batch.held;
+    if (held === undefined) return 0;
+    const size = heldSize(batch);
+    const disk = (batch.disk ??= { bytes: 0, runs: [], recordIndex: 0, recordStart: 0 });
+    const counted = held.length;
+    let kept = 0;
+    if (this.spool) disk.runs.push(...this.recordRuns(batch, disk));
+    else {
+      const data = typeof held === "string" ? Buffer.from(held, "utf8") : held.subarray(0, batch.filled);
+      const run: DiskRun = { path: "", offset: 0, length: size, newline: false, data };
+      disk.runs.push(run);
+      runs.push(run);
+      this.runDataBytes += size;
+      kept = size;
+    }
+    batch.consumed += size;
+    disk.bytes += size;
+    this.onDisk += size;
+    this.dropHeld(batch);
+    return counted - kept;
+  }
+
+  /** With the spool: the batch's bytes from `consumed` on, as the bodies of its records (each after its "\n" in a newline batch). */
+  private recordRuns(batch: OpenBatch, disk: BatchDisk): DiskRun[] {
+    const records = batch.records ?? [];
+    const newline = this.settings.concatenation === "newline";
+    const runs: DiskRun[] = [];
+    let index = disk.recordIndex;
+    let start = disk.recordStart;
+    // Records past `messages` carry no payload (a msg.complete alone).
+    for (; index < batch.messages && index < records.length; index++) {
+      const entry = records[index];
+      const lead = newline && index > 0 ? 1 : 0;
+      const end = start + lead + entry.bodyLength;
+      if (end > batch.consumed) {
+        const skipped = Math.max(0, batch.consumed - start - lead);
+        const bodyStart = entry.offset + entry.length - entry.bodyLength;
+        runs.push({ path: entry.segment.file, offset: bodyStart + skipped, length: entry.bodyLength - skipped, newline: lead === 1 && batch.consumed <= start });
+      }
+      start = end;
+    }
+    disk.recordIndex = index;
+    disk.recordStart = start;
+    return runs;
+  }
+
+  private dropRunData(run: DiskRun): void {
+    if (!run.data) return;
+    this.runDataBytes -= run.data.length;
+    run.data = undefined;
+  }
+
+  /** The batch's bytes on disk are not needed any more. */
+  private dropDisk(batch: OpenBatch): void {
+    const disk = batch.disk;
+    if (!disk) return;
+    for (const run of disk.runs) {
+      this.dropRunData(run);
+      releaseRun(run);
+    }
+    this.onDisk -= disk.bytes;
+    batch.disk = undefined;
+  }
+
   /** Completes a batch: writes it, then releases its records (unless the node closed first: they stay for the next start). */
   private finish(batch: OpenBatch, trigger: CompletionTrigger): Promise<WriteOutcome | undefined> {
     const identity = identityOf(batch.fields);
     if (this.open.get(identity) === batch) this.open.delete(identity);
-    this.streaming.delete(batch);
     const stored = this.store(batch);
-    this.dropHeld(batch);
     const kept = (error: unknown) => this.spool !== undefined && error instanceof WriterClosedError;
     const result = stored.then(
       async ({ key, written }) => {
@@ -416,10 +742,15 @@ export class Batches {
       },
       async (error: Error) => {
         if (kept(error)) return undefined;
-        await this.spool?.releaseAll(batch.records ?? []).catch(() => undefined);
+        await this.spool?.releaseAll(batch.records ?? []).catch(ignore);
         throw error;
       },
     );
+    void result.then(ignore, ignore).finally(() => {
+      this.streaming.delete(batch);
+      this.dropDisk(batch);
+      this.wake();
+    });
     if (trigger !== "complete") {
       const reported = result.then(
         (outcome) => outcome && this.events.completed(outcome, trigger),
@@ -431,10 +762,7 @@ export class Batches {
   }
 
   private track(completion: Promise<unknown>): void {
-    const settled = completion.then(
-      () => undefined,
-      () => undefined,
-    );
+    const settled = completion.then(ignore, ignore);
     this.completing.add(settled);
     void settled.finally(() => this.completing.delete(settled));
   }
@@ -443,17 +771,34 @@ export class Batches {
   private async store(batch: OpenBatch): Promise<{ key: string; written: WriteResult & { bytes: number } }> {
     const base = this.keyOf(batch.fields);
     this.remember(base, batch.number);
-    if (batch.stream) {
-      const key = batch.stream.upload.key;
-      try {
-        return { key, written: await batch.stream.body.finish() };
-      } catch (error) {
-        if (error instanceof S3Error && error.statusCode === 412) throw new BatchKeyTakenError(key, batch.messages);
-        throw error;
+    // Its bytes in memory are taken now: no msg joins a finished batch, and none may move to disk under way.
+    const tail = this.takeHeld(batch);
+    await batch.sending;
+    const fromDisk = batch.disk?.bytes ?? 0;
+    this.takeDisk(batch, fromDisk);
+    const rest = fromDisk === 0 ? tail : await this.readBack(batch, fromDisk, tail);
+    try {
+      if (batch.stream) {
+        const key = batch.stream.upload.key;
+        if (!batch.stream.body.failed && rest.bytes.length > 0) batch.stream.body.write(rest.bytes);
+        this.released(rest.counted);
+        rest.counted = 0;
+        try {
+          return { key, written: await batch.stream.body.finish() };
+        } catch (error) {
+          if (error instanceof S3Error && error.statusCode === 412) throw new BatchKeyTakenError(key, batch.messages);
+          throw error;
+        }
       }
+      return await this.putBatch(batch, this.gzipped() ? await gzipAsync(rest.bytes) : rest.bytes);
+    } finally {
+      this.released(rest.counted);
     }
-    const raw = typeof batch.held === "string" ? Buffer.from(batch.held, "utf8") : (batch.held?.subarray(0, batch.filled) ?? Buffer.alloc(0));
-    const body = this.gzipped() ? await gzipAsync(raw) : raw;
+  }
+
+  /** Writes a batch that never filled a part with one PutObject, at the first of its keys S3 does not hold yet. */
+  private async putBatch(batch: OpenBatch, body: Buffer): Promise<{ key: string; written: WriteResult & { bytes: number } }> {
+    const base = this.keyOf(batch.fields);
     const options = this.objectOptions(batch);
     for (let number = batch.number; ; number++) {
       const key = this.numberedKey(batch.fields, number);
@@ -512,6 +857,11 @@ export class Batches {
     const key = this.keyOf(fields);
     return number === 1 ? key : `${key}~${number}`;
   }
+}
+
+/** The UTF-8 bytes a batch holds in memory. */
+function heldSize(batch: OpenBatch): number {
+  return typeof batch.held === "string" ? Buffer.byteLength(batch.held) : batch.filled;
 }
 
 function identityOf(fields: RecordFields): string {

@@ -70,6 +70,8 @@ export class StreamingUpload implements ObjectWriter {
     readonly key: string,
     private readonly options: ObjectOptions,
     private readonly partSize = DEFAULT_PART_SIZE,
+    /** Told each time a part's request has ended and its bytes left memory (for a memory budget). */
+    private readonly partSettled?: () => void,
   ) {}
 
   get failed(): Error | undefined {
@@ -79,6 +81,11 @@ export class StreamingUpload implements ObjectWriter {
   /** The part being filled and parts waiting for S3. */
   get buffered(): number {
     return this.filled + this.waitingBytes;
+  }
+
+  /** Bytes of parts handed to S3 and not acknowledged yet. */
+  get inFlight(): number {
+    return this.waitingBytes;
   }
 
   /** True while more parts wait for S3 than a writer should pile up. */
@@ -224,6 +231,7 @@ export class StreamingUpload implements ObjectWriter {
         this.waitingBytes -= body.length;
         this.waiting.delete(sent);
         if (!this.backlogged) this.wakeDrainWaiters();
+        this.partSettled?.();
       });
     this.waiting.add(sent);
   }

@@ -20,6 +20,8 @@ export interface SpoolEntry {
   readonly segment: Segment;
   readonly offset: number;
   readonly length: number;
+  /** The body's bytes, the last of the record: a reader can take them straight from the segment file. */
+  readonly bodyLength: number;
 }
 
 /** A record could not be made durable (a full disk, lost permissions): the msgs it held are not accepted. */
@@ -51,7 +53,7 @@ export interface SpoolProblem {
   problem: string;
 }
 
-interface Segment {
+export interface Segment {
   readonly file: string;
   /** Records not yet released; the file is deleted when this drops to 0. */
   outstanding: number;
@@ -148,15 +150,15 @@ export function decodeRecord(record: Buffer): SpooledWrite | string {
 }
 
 /** The records of one segment file that pass their checksum, and what was skipped. */
-export function scanSegment(data: Buffer): { records: { offset: number; length: number }[]; problems: { offset: number; problem: string }[] } {
-  const records: { offset: number; length: number }[] = [];
+export function scanSegment(data: Buffer): { records: { offset: number; length: number; bodyLength: number }[]; problems: { offset: number; problem: string }[] } {
+  const records: { offset: number; length: number; bodyLength: number }[] = [];
   const problems: { offset: number; problem: string }[] = [];
   let offset = 0;
   while (offset < data.length) {
     const length = data.length - offset >= HEADER_BYTES ? HEADER_BYTES + data.readUInt32BE(offset + 4) : data.length - offset;
     const decoded = decodeRecord(data.subarray(offset, offset + length));
     if (typeof decoded !== "string") {
-      records.push({ offset, length });
+      records.push({ offset, length, bodyLength: decoded.body.length });
       offset += length;
       continue;
     }
@@ -392,7 +394,7 @@ export class Spool {
    * the other into `buffer` when it is large enough (one buffer serves a whole burst), else into a
    * new one; each taken append comes with where its record lies in the segment.
    */
-  private nextSegment(buffer: Buffer | undefined): { appends: { waiter: AppendWaiter; offset: number; length: number }[]; buffer: Buffer; data: Buffer } {
+  private nextSegment(buffer: Buffer | undefined): { appends: { waiter: AppendWaiter; offset: number; length: number; bodyLength: number }[]; buffer: Buffer; data: Buffer } {
     const layouts: RecordLayout[] = [];
     let bytes = 0;
     while (layouts.length < this.waiting.length) {
@@ -405,10 +407,10 @@ export class Spool {
     const data = backing.subarray(0, bytes);
     let offset = 0;
     const appends = this.waiting.splice(0, layouts.length).map(({ waiter }, index) => {
-      const { length } = layouts[index];
+      const { length, write } = layouts[index];
       writeRecord(data, offset, layouts[index]);
       offset += length;
-      return { waiter, offset: offset - length, length };
+      return { waiter, offset: offset - length, length, bodyLength: write.body.length };
     });
     return { appends, buffer: backing, data };
   }
@@ -432,7 +434,7 @@ export class Spool {
         this.liveSegments.add(segment);
         this.pendingRecords += appends.length;
         this.pendingRecordBytes += data.length;
-        for (const { waiter, offset, length } of appends) waiter.appended({ segment, offset, length });
+        for (const { waiter, offset, length, bodyLength } of appends) waiter.appended({ segment, offset, length, bodyLength });
       }
     } finally {
       this.flushing = undefined;

@@ -1,0 +1,181 @@
+import { promises as fs } from "node:fs";
+import path from "node:path";
+
+/** Batch bytes on disk: readable by the Node-RED user only, whatever the umask (as the spool). */
+const PRIVATE_DIRECTORY = 0o700;
+const PRIVATE_FILE = 0o600;
+const NEWLINE = 0x0a;
+
+/** One spill file; deleted once none of its runs is needed any more. */
+export interface SpillFile {
+  readonly path: string;
+  /** Runs still needed. */
+  live: number;
+}
+
+/**
+ * A run of a batch's bytes that lies on disk (or, while it is being written there, still in
+ * `data`): a stretch of a spill file, or the body of a spool record, with the "\n" that goes
+ * before it in a newline-concatenated batch.
+ */
+export interface DiskRun {
+  /** The file the bytes are in: a spill file's or a spool segment's path. */
+  path: string;
+  offset: number;
+  length: number;
+  /** A "\n" comes before the bytes (it is not in the file). */
+  newline: boolean;
+  /** The bytes themselves while they are not (yet) on disk: being written, or refused by the disk. */
+  data?: Buffer;
+  /** The spill file the run is in, released when the run is read or dropped; spool records are released with their batch. */
+  spill?: SpillFile;
+}
+
+/** The disk refused batch bytes (full, permissions): the msg that needed the room is not accepted; the bytes stay in memory. */
+export class SpillWriteError extends Error {
+  override readonly name = "SpillWriteError";
+  readonly code: string;
+  constructor(directory: string, cause: NodeJS.ErrnoException) {
+    super(`cannot move open batches to disk in ${directory} (over Batch memory): ${cause.message}; msg not accepted`);
+    this.code = cause.code ?? cause.name;
+  }
+}
+
+/**
+ * Where open batches put their bytes beyond the memory budget when there is no spool: one file
+ * per spill, written in one go (not synced: without the spool, open batches are not promised to
+ * survive a crash), deleted when its last run has been read.
+ */
+export class SpillStore {
+  private nextFile = 1;
+
+  private constructor(readonly directory: string) {}
+
+  /** Empties (creating) `directory`: what an earlier run left there belongs to batches that are gone. */
+  static async open(directory: string): Promise<SpillStore> {
+    await fs.rm(directory, { recursive: true, force: true });
+    await fs.mkdir(directory, { recursive: true, mode: PRIVATE_DIRECTORY });
+    return new SpillStore(directory);
+  }
+
+  /**
+   * Writes the runs' data into one new file; each run then points there, unless its data was let
+   * go of meanwhile. Returns the bytes that left memory. Throws SpillWriteError (the runs keep their data).
+   */
+  async write(runs: DiskRun[]): Promise<number> {
+    const data = runs.map((run) => run.data!);
+    const file: SpillFile = { path: path.join(this.directory, `${String(this.nextFile++).padStart(12, "0")}.spill`), live: 0 };
+    try {
+      const handle = await fs.open(file.path, "w", PRIVATE_FILE);
+      try {
+        // A disk that fills up takes part of the data without an error: what is left is written again, and then refused.
+        const left = [...data];
+        while (left.length > 0) {
+          let { bytesWritten } = await handle.writev(left);
+          while (left.length > 0 && bytesWritten >= left[0].length) bytesWritten -= left.shift()!.length;
+          if (left.length > 0 && bytesWritten > 0) left[0] = left[0].subarray(bytesWritten);
+        }
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      await fs.rm(file.path, { force: true }).catch(() => undefined);
+      throw new SpillWriteError(this.directory, error as NodeJS.ErrnoException);
+    }
+    let offset = 0;
+    let moved = 0;
+    runs.forEach((run, index) => {
+      if (run.data === data[index]) {
+        Object.assign(run, { path: file.path, offset, spill: file, data: undefined });
+        file.live++;
+        moved += run.length;
+      }
+      offset += data[index].length;
+    });
+    if (file.live === 0) void fs.rm(file.path, { force: true }).catch(() => undefined);
+    return moved;
+  }
+}
+
+/** The run is no longer needed: a spill file goes once its last run has. */
+export function releaseRun(run: DiskRun): void {
+  const file = run.spill;
+  if (!file) return;
+  run.spill = undefined;
+  if (--file.live === 0) void fs.rm(file.path, { force: true }).catch(() => undefined);
+}
+
+/**
+ * Takes the first `bytes` bytes off the front of `runs` (which it shortens): the runs that hold
+ * them, the first and last cut to fit. Cut-off parts keep the run's file alive.
+ */
+export function takeRuns(runs: DiskRun[], bytes: number): DiskRun[] {
+  const taken: DiskRun[] = [];
+  let left = bytes;
+  let used = 0;
+  while (left > 0) {
+    const run = runs[used];
+    const size = run.length + (run.newline ? 1 : 0);
+    if (size <= left) {
+      taken.push(run);
+      left -= size;
+      used++;
+      continue;
+    }
+    // Part of this run: the front goes, the rest stays for later.
+    const front: DiskRun = { path: run.path, offset: run.offset, length: 0, newline: run.newline };
+    if (run.newline) {
+      run.newline = false;
+      left--;
+    }
+    front.length = left;
+    if (run.data) {
+      front.data = run.data.subarray(0, left);
+      run.data = run.data.subarray(left);
+    }
+    run.offset += left;
+    run.length -= left;
+    taken.push(front);
+    left = 0;
+  }
+  runs.splice(0, used);
+  return taken;
+}
+
+/** Reads the runs' bytes, one after the other, into `target` from `at`; each file is opened once. */
+export async function readRuns(runs: DiskRun[], target: Buffer, at: number): Promise<void> {
+  const reads = new Map<string, { position: number; length: number; into: number }[]>();
+  let into = at;
+  for (const run of runs) {
+    if (run.newline) target[into++] = NEWLINE;
+    if (run.data) run.data.copy(target, into);
+    else if (run.length > 0) {
+      const list = reads.get(run.path) ?? [];
+      if (list.length === 0) reads.set(run.path, list);
+      list.push({ position: run.offset, length: run.length, into });
+    }
+    into += run.length;
+  }
+  await Promise.all(
+    [...reads].map(async ([file, list]) => {
+      const handle = await fs.open(file, "r");
+      try {
+        await Promise.all(
+          list.map(async ({ position, length, into: start }) => {
+            const { bytesRead } = await handle.read(target, start, length, position);
+            if (bytesRead !== length) throw new Error(`${file}: ${length} bytes expected at ${position}, ${bytesRead} read`);
+          }),
+        );
+      } finally {
+        await handle.close();
+      }
+    }),
+  );
+}
+
+/** The bytes the runs hold, their newlines included. */
+export function runBytes(runs: DiskRun[]): number {
+  let bytes = 0;
+  for (const run of runs) bytes += run.length + (run.newline ? 1 : 0);
+  return bytes;
+}
