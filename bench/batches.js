@@ -13,6 +13,9 @@
 // `runBatchBench(options)` returns them for `npm run bench`.
 
 const { fork } = require("node:child_process");
+const { createHash } = require("node:crypto");
+const fs = require("node:fs");
+const os = require("node:os");
 const http = require("node:http");
 const path = require("node:path");
 
@@ -29,12 +32,15 @@ function serveEndpoint() {
   const server = http.createServer((request, response) => {
     const url = new URL(request.url, "http://endpoint");
     const key = decodeURIComponent(url.pathname.split("/").slice(2).join("/"));
-    const entry = received.get(key) ?? { requests: 0, bytes: 0 };
+    const entry = received.get(key) ?? { requests: 0, puts: 0, bytes: 0, hash: createHash("sha256") };
     received.set(key, entry);
     entry.requests++;
-    // Object bytes: what PutObject and UploadPart carry (not the Complete request's part list).
+    if (request.method === "PUT") entry.puts++;
+    // Object bytes: what PutObject and UploadPart carry (not the Complete request's part list), hashed in arrival order.
     request.on("data", (chunk) => {
-      if (request.method === "PUT") entry.bytes += chunk.length;
+      if (request.method !== "PUT") return;
+      entry.bytes += chunk.length;
+      entry.hash.update(chunk);
     });
     request.on("end", () => {
       const xml = (body) => response.writeHead(200, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) }).end(body);
@@ -52,7 +58,11 @@ function serveEndpoint() {
   server.keepAliveTimeout = 60_000;
   server.listen(0, "127.0.0.1", () => process.send({ port: server.address().port }));
   process.on("message", (message) => {
-    if (message === "report") process.send({ received: Object.fromEntries(received) });
+    if (message === "report") {
+      const report = {};
+      for (const [key, { requests, puts, bytes, hash }] of received) report[key] = { requests, puts, bytes, sha256: hash.copy().digest("hex") };
+      process.send({ received: report });
+    }
     if (message === "stop") server.close(() => process.exit(0));
   });
   process.on("disconnect", () => process.exit(0));
@@ -107,7 +117,7 @@ async function benchIngest(endpoint, { messages = 1_000_000, devices = 64 } = {}
  * A Node-RED runtime with one s3-egress node in Batch Completions mode; counts errors, and done()
  * when `countDone` (a Complete node gets a copy of each msg, payload included).
  */
-async function batchRuntime(endpoint, egress, countDone) {
+async function batchRuntime(endpoint, egress, countDone, settings = {}) {
   const { startRuntime } = require("./runtime");
   const flow = [
     { id: "tab", type: "tab", label: "bench" },
@@ -122,7 +132,7 @@ async function batchRuntime(endpoint, egress, countDone) {
     { id: "statuses", type: "status", z: "tab", scope: ["egress"], wires: [["status"]] },
     { id: "status", type: "comment", z: "tab" },
   ];
-  const runtime = await startRuntime(flow, { cfg: { accessKeyId: "bench", secretAccessKey: "bench" } });
+  const runtime = await startRuntime(flow, { cfg: { accessKeyId: "bench", secretAccessKey: "bench" } }, settings);
   const counts = { done: 0, errors: 0, firstError: undefined, outputs: [], status: undefined };
   runtime.node("status").on("input", (msg) => (counts.status = msg.status?.text));
   runtime.node("counted").on("input", () => counts.done++);
@@ -200,11 +210,84 @@ async function benchOpen(endpoint, { msgs = OPEN_BATCHES, devices = msgs, compre
   };
 }
 
+/** The fleet's msg `index` of `device`: 16 KiB of bytes that tell where they belong. */
+const FLEET_MSG_BYTES = 16 * 1024;
+/** Msgs sent and not yet done() at most: a gateway's feed that never lets Node-RED's own queue grow. */
+const FLEET_WINDOW = 2000;
+function fleetPayload(device, index) {
+  const payload = Buffer.alloc(FLEET_MSG_BYTES, (device * 31 + index * 7) & 0xff);
+  payload.write(`${device}:${index}`, 0, "latin1");
+  return payload;
+}
+
+/**
+ * A fleet through a real runtime, the node at its defaults: `devices` devices each fill one open
+ * batch with `batchKiB` KiB in 16 KiB msgs, interleaved as a fleet reports, never more than
+ * FLEET_WINDOW msgs waiting for done(); then each batch is completed by a msg.complete. Figures:
+ * the RSS rise over the started runtime while the batches are open and while they complete,
+ * ingest MiB/s, the time until the last batch is written; every object is checked byte for byte.
+ * `phase`: "all"; "open" (then SIGKILL: the spool keeps the open batches); "resume" (the same user
+ * directory: rebuild from the spool, then complete; measured over `baselineRss` of the "open" run).
+ */
+async function benchFleet(endpoint, report, { devices, batchKiB, spool = false, phase = "all", userDir, baselineRss, concatenation }) {
+  const perDevice = (batchKiB * 1024) / FLEET_MSG_BYTES;
+  const { runtime, source, counts } = await batchRuntime(endpoint, concatenation ? { spool, concatenation } : { spool }, false, userDir ? { userDir } : {});
+  // done() counted by Node-RED's own hook: a Complete node would add a deep copy of every msg to what is measured.
+  runtime.RED.hooks.add("onComplete.fleet", (event) => {
+    if (event.node.id === "egress" && !event.error) counts.done++;
+  });
+  const field = (device) => ({ streamGroup: "fleet", stream: "telemetry", deviceId: `device-${device}`, batchId: "2026-12-06" });
+  global.gc?.();
+  const baseline = baselineRss ?? process.memoryUsage.rss();
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 5);
+  const figures = { devices, batchKiB, spool, phase, concatenation: concatenation ?? "plain", baselineRss: baseline };
+  let sent = 0;
+  const send = async (msg) => {
+    while (sent - counts.done - counts.errors >= FLEET_WINDOW) await sleep(1);
+    source.send(msg);
+    sent++;
+  };
+  if (phase !== "resume") {
+    const started = Date.now();
+    for (let index = 0; index < perDevice; index++) for (let device = 0; device < devices; device++) await send({ ...field(device), payload: fleetPayload(device, index) });
+    while (counts.done + counts.errors < sent) await sleep(2);
+    const seconds = (Date.now() - started) / 1000;
+    Object.assign(figures, { openSeconds: seconds, ingestMiBPerSec: (devices * batchKiB) / 1024 / seconds, rssRiseOpenMiB: (peak - baseline) / MiB, errors: counts.errors, firstError: counts.firstError });
+    if (phase === "open") {
+      // Every msg is done(), so on disk in the spool: the process dies as under the OOM killer.
+      process.stdout.write(JSON.stringify(figures) + "\n", () => process.kill(process.pid, "SIGKILL"));
+      await sleep(60_000);
+    }
+    peak = 0;
+  }
+  const completing = Date.now();
+  for (let device = 0; device < devices; device++) await send({ ...field(device), complete: true });
+  while (counts.outputs.length + counts.errors < devices) await sleep(5);
+  clearInterval(sampler);
+  figures.completeSeconds = (Date.now() - completing) / 1000;
+  figures[phase === "resume" ? "rssRiseResumeMiB" : "rssRiseCompleteMiB"] = (peak - baseline) / MiB;
+  // Every batch once, byte for byte, and not written twice.
+  const received = await report();
+  let exact = 0;
+  for (let device = 0; device < devices; device++) {
+    const expected = createHash("sha256");
+    for (let index = 0; index < perDevice; index++) expected.update(fleetPayload(device, index));
+    const key = `batches/fleet/telemetry/device-${device}/2026-12-06`;
+    const got = received[key];
+    if (got && got.bytes === batchKiB * 1024 && got.sha256 === expected.digest("hex") && got.puts === 1) exact++;
+  }
+  Object.assign(figures, { written: counts.outputs.length, exact, keys: Object.keys(received).length, errors: counts.errors, firstError: counts.firstError });
+  await runtime.stop();
+  return figures;
+}
+
 async function scenario(name, options) {
   const endpoint = await startEndpoint();
   try {
     if (name === "ingest") return await benchIngest(endpoint.endpoint, options);
     if (name === "stream") return await benchStream(endpoint.endpoint, endpoint.report, options);
+    if (name === "fleet") return await benchFleet(endpoint.endpoint, endpoint.report, options);
     return await benchOpen(endpoint.endpoint, options);
   } finally {
     await endpoint.stop();
@@ -217,7 +300,9 @@ function inChild(name, options) {
     const child = fork(__filename, ["--scenario", name, JSON.stringify(options)], { execArgv: ["--expose-gc"], stdio: ["ignore", "pipe", "inherit", "ipc"] });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
-    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(output.trim().split("\n").pop())) : reject(new Error(`batches bench ${name} exited with ${code}`))));
+    // A run that ends itself with SIGKILL (a crash) has written its figures first.
+    const ended = (code, signal) => code === 0 || (signal === "SIGKILL" && options.phase === "open");
+    child.once("exit", (code, signal) => (ended(code, signal) ? resolve(JSON.parse(output.trim().split("\n").pop())) : reject(new Error(`batches bench ${name} exited with ${code ?? signal}`))));
   });
 }
 
@@ -237,10 +322,38 @@ async function runBatchBench(options = {}) {
     const one = await inChild("open", { msgs: options.openBatches, devices: 1, compression, concatenation: "none" });
     open[compression] = { ...many, rssCostMiB: many.rssRiseMiB - one.rssRiseMiB, heapCostMiB: many.heapRiseMiB - one.heapRiseMiB, oneDevice: one };
   }
-  return { ...ingest, ...stream, rssRiseOneBufferMiB: reused.rssRiseMiB, open };
+  return { ...ingest, ...stream, rssRiseOneBufferMiB: reused.rssRiseMiB, open, fleet: await runFleetBench() };
 }
 
-module.exports = { runBatchBench };
+/**
+ * The fleet rows: 1,000 devices x 1 MiB and 10,000 x 256 KiB open at once, then completed, spool
+ * off and on; and with the spool a SIGKILL while the 10,000 are open and the restart's rebuild.
+ */
+async function runFleetBench(options = {}) {
+  const fleets = options.fleets ?? [
+    { devices: 1000, batchKiB: 1024 },
+    { devices: 10_000, batchKiB: 256 },
+  ];
+  const rows = [];
+  for (const fleet of fleets) {
+    for (const spool of [false, true]) {
+      rows.push(await inChild("fleet", { ...fleet, spool }));
+      // The same msgs into batches that keep no bytes: what the feed, Node-RED (and the spool) cost alone.
+      rows.push(await inChild("fleet", { ...fleet, spool, concatenation: "none" }));
+    }
+  }
+  const crashFleet = fleets[fleets.length - 1];
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-egress-bench-crash-"));
+  try {
+    const opened = await inChild("fleet", { ...crashFleet, spool: true, phase: "open", userDir });
+    rows.push({ ...(await inChild("fleet", { ...crashFleet, spool: true, phase: "resume", userDir, baselineRss: opened.baselineRss })), opened });
+  } finally {
+    fs.rmSync(userDir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+module.exports = { runBatchBench, runFleetBench };
 
 if (require.main === module) {
   if (process.argv[2] === "--endpoint") serveEndpoint();
@@ -256,7 +369,7 @@ if (require.main === module) {
       },
     );
   } else {
-    runBatchBench(JSON.parse(process.argv[2] ?? "{}")).then(
+    (process.argv[2] === "--fleet" ? runFleetBench(JSON.parse(process.argv[3] ?? "{}")) : runBatchBench(JSON.parse(process.argv[2] ?? "{}"))).then(
       (figures) => console.log(JSON.stringify(figures, null, 2)),
       (error) => {
         console.error(error);

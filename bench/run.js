@@ -121,6 +121,7 @@ const fixed = (value, digits = 0) => (Number.isFinite(value) ? value.toFixed(dig
 const mib = (bytes) => fixed(bytes / MIB);
 const bytesLabel = (bytes) => (bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`);
 const verdict = (met) => (met ? "met" : "NOT met");
+const fleetLabel = (row) => `${row.devices.toLocaleString("en-US")} devices x ${row.batchKiB >= 1024 ? `${row.batchKiB / 1024} MiB` : `${row.batchKiB} KiB`}`;
 
 function table(header, rows) {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => String(row[column]).length)));
@@ -259,6 +260,11 @@ async function main() {
       const met = cost.accepted === cost.msgs && cost.heapCostMiB <= 64;
       targets.push([`100,000 open batches hold <= 64 MiB (compression ${compression})`, `heap ${fixed(cost.heapCostMiB, 1)} MiB (RSS ${fixed(cost.rssCostMiB, 1)} MiB)`, verdict(met)]);
     }
+    for (const row of batches.fleet.filter((fleet) => fleet.concatenation !== "none")) {
+      const rise = Math.max(row.rssRiseOpenMiB ?? 0, row.rssRiseCompleteMiB ?? 0, row.rssRiseResumeMiB ?? 0);
+      const exact = row.exact === row.devices && row.errors === 0;
+      targets.push([`${fleetLabel(row)}: RSS rise <= 128 MiB, every batch written once byte-exact`, `${fixed(rise)} MiB, ${row.exact}/${row.devices} exact`, verdict(rise <= 128 && exact)]);
+    }
   } else {
     targets.push(["batch ingest >= 100,000 msgs/s (256 B, plain)", "not measured", "-"]);
   }
@@ -332,6 +338,25 @@ async function main() {
         : [["ingest, RSS rise, requests per batch", "not measured (batches not on main)"]],
     ),
   );
+  if (batches) {
+    out.push("");
+    out.push(`Fleets: 16 KiB msgs interleaved across the devices, at most 2,000 waiting for done(), then a msg.complete per device; the node at its defaults (Batch memory ${32} MiB). RSS rise over the started runtime; "keeps no bytes" is the same feed into batches with concatenation none.`);
+    out.push(
+      table(
+        ["fleet", "spool", "RSS rise open", "RSS rise completing", "ingest MiB/s", "open s", "complete s", "exact"],
+        batches.fleet.map((row) => [
+          `${fleetLabel(row)}${row.concatenation === "none" ? " (keeps no bytes)" : ""}${row.phase === "resume" ? " after SIGKILL: rebuild + complete" : ""}`,
+          row.spool ? "on" : "off",
+          `${fixed(row.rssRiseOpenMiB ?? row.opened?.rssRiseOpenMiB)} MiB`,
+          `${fixed(row.rssRiseCompleteMiB ?? row.rssRiseResumeMiB)} MiB`,
+          fixed(row.ingestMiBPerSec ?? row.opened?.ingestMiBPerSec),
+          fixed(row.openSeconds ?? row.opened?.openSeconds, 1),
+          fixed(row.completeSeconds, 1),
+          row.concatenation === "none" ? "-" : `${row.exact}/${row.devices}`,
+        ]),
+      ),
+    );
+  }
   out.push("");
   out.push(`Metrics cost: the node with its metrics on and off (s3EgressMetrics.enabled), ${METRICS_ROUNDS} rounds each, alternating, 256 B at local 0 ms; medians.`);
   out.push(

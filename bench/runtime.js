@@ -19,7 +19,10 @@ const PACKAGES = {
  * bench's sink node.
  */
 async function startRuntime(flow, credentials, settings = {}) {
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-egress-bench-red-"));
+  // A given user directory is kept (a restart after a crash reads its spool); a new one goes with the runtime.
+  const kept = settings.userDir !== undefined;
+  const userDir = settings.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "s3-egress-bench-red-"));
+  fs.rmSync(path.join(userDir, "node_modules"), { recursive: true, force: true });
   for (const [name, target] of Object.entries(PACKAGES)) {
     const link = path.join(userDir, "node_modules", name);
     fs.mkdirSync(path.dirname(link), { recursive: true });
@@ -48,7 +51,7 @@ async function startRuntime(flow, credentials, settings = {}) {
     node: (id) => RED.nodes.getNode(id),
     stop: async () => {
       await RED.stop();
-      fs.rmSync(userDir, { recursive: true, force: true });
+      if (!kept) fs.rmSync(userDir, { recursive: true, force: true });
     },
   };
 }

@@ -5,7 +5,7 @@ import { FIELD_NAMES, type FieldName, type RouteInput } from "./lib/core/record"
 import { Writer } from "./lib/delivery/writer";
 import { BatchesController } from "./lib/nodered/batches-controller";
 import type { SinkConfigNode } from "./lib/nodered/config-node";
-import { type EgressDef, batchSettings, closeTimeout, deliverySettings, spoolDirectoryOf } from "./lib/nodered/egress-settings";
+import { type EgressDef, batchSettings, closeTimeout, deliverySettings, spillDirectoryOf, spoolDirectoryOf } from "./lib/nodered/egress-settings";
 import { registerEditorApi } from "./lib/nodered/editor-api";
 import { logErrorsAsText } from "./lib/nodered/error-log";
 import { FieldReader, type TypedValue } from "./lib/nodered/fields";
@@ -127,7 +127,7 @@ export = function (RED: NodeAPI): void {
     const common = { RED, node, sink, writer, reader, fieldOptions: fieldSettings, nextMessageId, contentType: config.contentType, spoolDirectory, report };
     const route =
       input === "batches"
-        ? new BatchesController({ ...common, settings: { ...batchSettings(def), objectHeaders: config.objectHeaders } })
+        ? new BatchesController({ ...common, settings: { ...batchSettings(def), objectHeaders: config.objectHeaders, spillDirectory: spoolDirectory ? undefined : spillDirectoryOf(RED, node.id) } })
         : new MessagesController({ ...common, objectHeaders: config.objectHeaders, path: def.path ?? "", delivery });
 
     node.on("input", (msg: EgressMsg, send: Send, done: Done) => route.input(msg, send, done));

@@ -89,10 +89,20 @@ function positive(value: number | string | undefined, fallback: number): number 
   return value !== "" && Number.isFinite(number) && number > 0 ? number : fallback;
 }
 
-/** `<userDir>/s3-egress-spool/<node id>`; the id made safe as a file name (subflow instances have dotted ids). */
+/** `<userDir>/s3-egress-spool/<node id>`: the node's durable spool. */
 export function spoolDirectoryOf(RED: NodeAPI, nodeId: string): string {
+  return nodeDirectoryOf(RED, "s3-egress-spool", nodeId);
+}
+
+/** `<userDir>/s3-egress-spill/<node id>`: where open batches beyond Batch memory go without the spool. */
+export function spillDirectoryOf(RED: NodeAPI, nodeId: string): string {
+  return nodeDirectoryOf(RED, "s3-egress-spill", nodeId);
+}
+
+/** `<userDir>/<folder>/<node id>`; the id made safe as a file name (subflow instances have dotted ids). */
+function nodeDirectoryOf(RED: NodeAPI, folder: string, nodeId: string): string {
   const userDir = (RED.settings as { userDir?: string }).userDir || path.join(os.homedir(), ".node-red");
-  return path.join(userDir, "s3-egress-spool", nodeId.replace(/[^A-Za-z0-9_-]/g, "_"));
+  return path.join(userDir, folder, nodeId.replace(/[^A-Za-z0-9_-]/g, "_"));
 }
 
 /** `s3EgressCloseTimeout` in settings.js (ms), kept inside Node-RED's own 15 s. */
