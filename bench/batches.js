@@ -210,15 +210,16 @@ async function benchOpen(endpoint, { msgs = OPEN_BATCHES, devices = msgs, compre
   };
 }
 
-/** The fleet's msg `index` of `device`: 16 KiB of bytes that tell where they belong. */
 const FLEET_MSG_BYTES = 16 * 1024;
 /** Msgs sent and not yet done() at most: a gateway's feed that never lets Node-RED's own queue grow. */
 const FLEET_WINDOW = 2000;
-function fleetPayload(device, index) {
-  const payload = Buffer.alloc(FLEET_MSG_BYTES, (device * 31 + index * 7) & 0xff);
-  payload.write(`${device}:${index}`, 0, "latin1");
-  return payload;
-}
+/**
+ * 256 payloads of 16 KiB, each of one byte value, shared by the msgs: the node copies what it
+ * keeps, so fresh Buffers per msg would only measure the feed's own garbage (GiB per run).
+ */
+const FLEET_PAYLOADS = Array.from({ length: 256 }, (_, value) => Buffer.alloc(FLEET_MSG_BYTES, value));
+/** The fleet's msg `index` of `device`: which of the payloads it carries, so that a misplaced msg changes its object's digest. */
+const fleetPayload = (device, index) => FLEET_PAYLOADS[(device * 31 + index * 7) & 0xff];
 
 /**
  * A fleet through a real runtime, the node at its defaults: `devices` devices each fill one open
