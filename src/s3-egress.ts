@@ -87,8 +87,9 @@ export = function (RED: NodeAPI): void {
     const status = new ThrottledStatus(node, (): NodeStatus => {
       const shown = writeStatus();
       if (!(route instanceof BatchesController)) return shown;
-      const figures = { open: route.batches.openCount, buffered: formatBytes(route.batches.bufferedBytes) };
-      return { ...shown, text: RED._("s3-egress.status.with-batches", { status: shown.text, ...figures }) };
+      const { openCount, bufferedBytes, spilledBytes } = route.batches;
+      const figures = { status: shown.text, open: openCount, buffered: formatBytes(bufferedBytes), disk: formatBytes(spilledBytes) };
+      return { ...shown, text: RED._(spilledBytes > 0 ? "s3-egress.status.with-batches-on-disk" : "s3-egress.status.with-batches", figures) };
     });
     const limit = config.register(node, delivery.concurrency);
     const writer = new Writer(limit, delivery.retry, {

@@ -25,6 +25,8 @@ describe("faults: open batches beyond Batch memory, through the Node-RED runtime
       const spill = path.join(userDir, "s3-egress-spill", "egress");
       if (spool) assert.ok(!existsSync(spill), "with the spool, batch bytes stay in its records only");
       else assert.ok(readdirSync(spill).length > 0, "spill files under the user directory");
+      // The status names the batches' bytes in memory and on disk.
+      await flow.status((status) => new RegExp(`${DEVICES} open, [\\d.]+ [KMG]?i?B, [\\d.]+ [KMG]?i?B on disk`).test(String(status.text)));
       assert.deepEqual(await s3.keys(), [], "nothing completed early");
 
       // A redeploy: without the spool the open batches are written, with it they are rebuilt from it.

@@ -121,6 +121,8 @@ describe("faults: metrics of the Batch Completions route", function () {
     const open = await scrape();
     assert.equal(valueOf(open, "s3_egress_open_batches"), 1);
     assert.ok(valueOf(open, "s3_egress_batch_buffered_bytes")! >= "a1;b22;c333;".length);
+    assert.equal(valueOf(open, "s3_egress_batch_spilled_bytes"), 0, "well within Batch memory: nothing on disk");
+    assert.equal(valueOf(open, "s3_egress_batch_memory_budget_bytes"), 32 * 1024 * 1024, "the default Batch memory");
     assert.equal(valueOf(open, "s3_egress_objects_written_total"), 0);
 
     const completed = await flow.write({ ...device, complete: true });

@@ -17,6 +17,8 @@ describe("batch settings and texts", () => {
       maxBatchMemoryBytes: 8 * 1024 * 1024,
     });
     for (const maxBatchMemoryMB of [-1, "", "lots", 0]) assert.equal(batchSettings({ maxBatchMemoryMB }).maxBatchMemoryBytes, 32 * 1024 * 1024, String(maxBatchMemoryMB));
+    // Below one part's worth the runtime takes the least the editor allows.
+    assert.equal(batchSettings({ maxBatchMemoryMB: 2 }).maxBatchMemoryBytes, 8 * 1024 * 1024);
     for (const maxOpenBatches of [-1, "", "many", 0]) assert.equal(batchSettings({ maxOpenBatches }).maxOpenBatches, 100_000, String(maxOpenBatches));
     assert.equal(batchSettings({ openBatchesFull: "spill" }).atOpenLimit, "complete-oldest");
     assert.equal(batchSettings({ concatenation: "none" }).concatenation, "none");

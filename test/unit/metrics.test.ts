@@ -18,6 +18,8 @@ const IDLE: LiveGauges = {
   spoolOldestAt: undefined,
   openBatches: 0,
   bufferedBytes: 0,
+  spilledBytes: 0,
+  batchMemoryBudget: 0,
   waitingMsgs: 0,
 };
 const denied = () => S3Error.fromResponse(403, "AccessDenied", "Access Denied");
@@ -95,7 +97,7 @@ describe("Prometheus exposition", () => {
     const text = exposition(
       [
         { labels: { id: "a1", name: 'line "A"\\ north\n', flow: "Plant", bucket: "iot-data" }, metrics: first, gauges: { ...IDLE, queuedMsgs: 3, queuedBytes: 300, spoolRecords: 2, spoolBytes: 64, spoolOldestAt: now - 2_500 } },
-        { labels: { id: "b2", name: "", flow: "Plant", bucket: "archive" }, metrics: second, gauges: { ...IDLE, openBatches: 4, bufferedBytes: 4096 } },
+        { labels: { id: "b2", name: "", flow: "Plant", bucket: "archive" }, metrics: second, gauges: { ...IDLE, openBatches: 4, bufferedBytes: 4096, spilledBytes: 8192, batchMemoryBudget: 32 * 1024 * 1024 } },
       ],
       now,
     );
@@ -128,6 +130,8 @@ describe("Prometheus exposition", () => {
     assert.equal(valueOf("s3_egress_spool_oldest_age_seconds", { node_id: "b2" }), 0);
     assert.equal(valueOf("s3_egress_open_batches", { node_id: "b2" }), 4);
     assert.equal(valueOf("s3_egress_batch_buffered_bytes", { node_id: "b2" }), 4096);
+    assert.equal(valueOf("s3_egress_batch_spilled_bytes", { node_id: "b2" }), 8192);
+    assert.equal(valueOf("s3_egress_batch_memory_budget_bytes", { node_id: "b2" }), 32 * 1024 * 1024);
     assert.equal(valueOf("s3_egress_last_write_timestamp_seconds", { node_id: "a1" }), 1_700_000_000);
     assert.equal(valueOf("s3_egress_last_error_timestamp_seconds", { node_id: "a1", code: "AccessDenied" }), 1_700_000_001);
     // Never written, never failed: no timestamp series rather than a misleading 0.

@@ -1,6 +1,9 @@
 // Validation rules shared by the runtime and the editor. This file must stay free of
 // imports and Node.js APIs: the editor loads its compiled form as a plain script.
 
+/** The least Batch memory (MiB): one part of a multipart upload must fit. */
+export const MIN_BATCH_MEMORY_MB = 8;
+
 /** The S3 limit on an object key, in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 1024;
 /** The S3 limit on user-defined metadata: names and values, in UTF-8 bytes. */

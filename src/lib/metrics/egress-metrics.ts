@@ -28,6 +28,10 @@ export interface LiveGauges {
   spoolOldestAt: number | undefined;
   openBatches: number;
   bufferedBytes: number;
+  /** Bytes of open batches kept on disk (spill files or spool records) instead of in memory. */
+  spilledBytes: number;
+  /** Batch memory: what open batches may hold in memory (0 on the Messages route). */
+  batchMemoryBudget: number;
   /** Msgs waiting for a write (queued, in flight, or spooled for later): what the stall signal watches. */
   waitingMsgs: number;
 }

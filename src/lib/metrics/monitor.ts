@@ -35,6 +35,8 @@ export interface SidebarUpdate extends NodeLabels {
   failures: number;
   openBatches: number;
   bufferedBytes: number;
+  spilledBytes: number;
+  batchMemoryBudget: number;
   lastError: LastError | null;
   lastWriteAt: number;
   health: Health;
@@ -134,6 +136,8 @@ export class EgressMonitor {
       failures: failuresTotal(metrics),
       openBatches: gauges.openBatches,
       bufferedBytes: gauges.bufferedBytes,
+      spilledBytes: gauges.spilledBytes,
+      batchMemoryBudget: gauges.batchMemoryBudget,
       lastError: metrics.lastError ? { ...metrics.lastError } : null,
       lastWriteAt: metrics.lastWriteAt,
       health: watched.health,

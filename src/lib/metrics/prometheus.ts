@@ -60,6 +60,8 @@ const FAMILIES: Family[] = [
   },
   { name: "s3_egress_open_batches", type: "gauge", help: "Batches open (Batch Completions route).", samples: ({ gauges }) => [[NONE, gauges.openBatches]] },
   { name: "s3_egress_batch_buffered_bytes", type: "gauge", help: "Bytes held in memory across open batches.", samples: ({ gauges }) => [[NONE, gauges.bufferedBytes]] },
+  { name: "s3_egress_batch_spilled_bytes", type: "gauge", help: "Bytes of open batches kept on disk (spill files or the spool's records) beyond Batch memory.", samples: ({ gauges }) => [[NONE, gauges.spilledBytes]] },
+  { name: "s3_egress_batch_memory_budget_bytes", type: "gauge", help: "Batch memory: the bytes open batches may hold in memory.", samples: ({ gauges }) => [[NONE, gauges.batchMemoryBudget]] },
   {
     name: "s3_egress_request_duration_seconds",
     type: "histogram",

@@ -2,6 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import type { NodeAPI, NodeDef } from "node-red";
 import type { FieldName, RouteInput } from "../core/record";
+import { MIN_BATCH_MEMORY_MB } from "../core/rules";
 import { type BatchSettings, DEFAULT_BATCH_MEMORY_MB, DEFAULT_MAX_OPEN_BATCHES } from "../delivery/batches";
 import type { ConcurrencySetting } from "../delivery/concurrency";
 import type { QueueFullPolicy } from "../delivery/intake";
@@ -120,6 +121,6 @@ export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenati
     compression: def.compression === "gzip" ? "gzip" : "none",
     maxOpenBatches: Math.floor(positive(def.maxOpenBatches, DEFAULT_MAX_OPEN_BATCHES)),
     atOpenLimit: def.openBatchesFull === "reject" ? "reject" : "complete-oldest",
-    maxBatchMemoryBytes: positive(def.maxBatchMemoryMB, DEFAULT_BATCH_MEMORY_MB) * 1024 * 1024,
+    maxBatchMemoryBytes: Math.max(MIN_BATCH_MEMORY_MB, positive(def.maxBatchMemoryMB, DEFAULT_BATCH_MEMORY_MB)) * 1024 * 1024,
   };
 }

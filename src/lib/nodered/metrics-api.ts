@@ -65,6 +65,8 @@ export function gaugesOf(writer: Writer, spool: Spool | undefined, batches: Batc
     spoolOldestAt: spool?.oldestPendingAt,
     openBatches: batches?.openCount ?? 0,
     bufferedBytes: batches?.bufferedBytes ?? 0,
+    spilledBytes: batches?.spilledBytes ?? 0,
+    batchMemoryBudget: batches?.memoryBudget ?? 0,
     waitingMsgs: writer.queued + writer.inFlight + spooledForLater,
   };
 }
