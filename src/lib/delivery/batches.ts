@@ -6,6 +6,7 @@ import { CONTENT_TYPES, type RecordFields, toBody } from "../core/record";
 import type { ObjectOptions, S3Sink, WriteResult } from "../s3/client";
 import { S3Error } from "../s3/errors";
 import { type BatchMsg, type BatchPiece, batchRecord, readBatchRecord } from "./batch-records";
+import { BufferPool } from "./buffer-pool";
 import { GzipWriter } from "./gzip";
 import type { WriteOutcome } from "./messages";
 import { DEFAULT_PART_SIZE, type ObjectWriter, StreamingUpload } from "./multipart";
@@ -136,12 +137,16 @@ interface BatchDisk {
 interface Outgoing {
   bytes: Buffer;
   counted: number;
+  /** The pool's buffer the bytes lie in (read back from disk), given back once they have left. */
+  buffer?: Buffer;
 }
 
 const NEWLINE = "\n";
 const gzipAsync = promisify(gzip);
 /** A spill frees memory down to this share of the budget, so that it is not needed again at the next msg. */
 const SPILL_TO = 0.75;
+/** The share of the budget kept for spare buffers (BufferPool); the batches' bytes keep to the rest. */
+const SPARE_SHARE = 0.25;
 const ignore = () => undefined;
 const EMPTY = Buffer.alloc(0);
 
@@ -192,6 +197,10 @@ export class Batches {
   /** Without the spool, while a spill that a msg waits for is written: later msgs wait behind it, in arrival order. */
   private placing: Promise<void> | undefined;
   private readonly partSize: number;
+  /** Buffers of batches whose bytes moved to disk, for the next ones. */
+  private readonly pool: BufferPool;
+  /** What the batches' own bytes may take: the budget less the spare buffers' share. */
+  private readonly limit: number;
   private readonly clockBase = Date.now();
   private spool: Spool | undefined;
   /** While the spool is replayed, records carry their original (old) arrival times: no batch is idle yet. */
@@ -205,6 +214,8 @@ export class Batches {
     private readonly events: BatchEvents,
   ) {
     this.partSize = settings.partSize ?? DEFAULT_PART_SIZE;
+    this.pool = new BufferPool(Math.floor(settings.maxBatchMemoryBytes * SPARE_SHARE));
+    this.limit = settings.maxBatchMemoryBytes - this.pool.capacity;
     const directory = settings.spillDirectory;
     if (directory) {
       this.spillStore = SpillStore.open(directory).catch((error: NodeJS.ErrnoException) => {
@@ -224,8 +235,13 @@ export class Batches {
     return this.open.size;
   }
 
-  /** Bytes held in memory for open batches: their own buffers, part buffers, compressors and parts on their way to S3. */
+  /** Bytes held in memory for open batches: their own buffers, part buffers, compressors, parts on their way to S3 and spare buffers. */
   get bufferedBytes(): number {
+    return this.batchBytes + this.pool.bytes;
+  }
+
+  /** Of `bufferedBytes`, the batches' own: what keeps to `limit`. */
+  private get batchBytes(): number {
     let bytes = this.heldBytes + this.outgoingBytes + this.runDataBytes;
     for (const batch of this.streaming) bytes += batch.stream!.body.buffered;
     return bytes;
@@ -301,6 +317,7 @@ export class Batches {
     clearInterval(this.sweeper);
     for (const batch of [...this.open.values()]) this.finish(batch, "close");
     await Promise.allSettled([...this.completing]);
+    this.pool.clear();
   }
 
   /**
@@ -320,6 +337,7 @@ export class Batches {
     this.resident.clear();
     this.heldBytes = 0;
     await Promise.allSettled([...aborts, ...this.completing]);
+    this.pool.clear();
   }
 
   /** Everything about a msg that can be refused, checked before it is recorded. */
@@ -351,7 +369,7 @@ export class Batches {
    */
   private place(msg: BatchMsg, piece: BatchPiece, entry: SpoolEntry | undefined): Admission | Promise<Admission> {
     if (this.placing) return this.placing.then(() => this.place(msg, piece, entry));
-    if (this.budgeted && piece.body !== undefined && this.bufferedBytes + this.growthOf(msg.fields, piece.body.length + 1) > this.settings.maxBatchMemoryBytes) {
+    if (this.budgeted && piece.body !== undefined && this.batchBytes + this.growthOf(msg.fields, piece.body.length + 1) > this.limit) {
       const spilled = this.spillIdle();
       if (spilled) {
         const placed = spilled.then(() => this.apply(msg, piece, entry));
@@ -485,8 +503,11 @@ export class Batches {
     if (needed > capacity) {
       // Exactly the first payload's size (most idle batches hold one msg), then doubling; a batch that has sent a part is a large one.
       const first = batch.stream && !batch.disk?.bytes ? this.partSize : needed;
-      const grown = Buffer.allocUnsafe(capacity === 0 ? first : Math.min(Math.max(needed, capacity * 2), this.partSize));
-      buffer?.copy(grown, 0, 0, batch.filled);
+      const grown = this.pool.take(capacity === 0 ? first : Math.min(Math.max(needed, capacity * 2), this.partSize));
+      if (buffer) {
+        buffer.copy(grown, 0, 0, batch.filled);
+        this.pool.give(buffer);
+      }
       batch.held = grown;
       this.heldBytes += grown.length - capacity;
     }
@@ -566,14 +587,15 @@ export class Batches {
       // Runs being written to a spill file are read once they are there.
       while (this.spilling) await this.spilling.catch(ignore);
       const runs = takeRuns(batch.disk!.runs, fromDisk);
-      const bytes = Buffer.allocUnsafe(size);
+      const buffer = this.pool.take(size);
+      const bytes = buffer.subarray(0, size);
       // readRuns copies the bytes still in memory before it first waits: their data can go at once.
       const reading = readRuns(runs, bytes, 0);
       for (const run of runs) this.dropRunData(run);
       await reading;
       for (const run of runs) releaseRun(run);
       tail.bytes.copy(bytes, fromDisk);
-      return { bytes, counted: size };
+      return { bytes, counted: size, buffer };
     } catch (error) {
       this.released(size);
       throw error;
@@ -606,7 +628,7 @@ export class Batches {
   }
 
   private fits(bytes: number): boolean {
-    if (!this.budgeted || this.bufferedBytes + bytes <= this.settings.maxBatchMemoryBytes) return true;
+    if (!this.budgeted || this.batchBytes + bytes <= this.limit) return true;
     // Nothing is on its way out that would make room by itself: go ahead rather than wait for ever.
     if (this.spilling || this.outgoingBytes > this.waitersOwn) return false;
     for (const batch of this.streaming) if (batch.stream!.upload.inFlight > 0) return false;
@@ -635,8 +657,8 @@ export class Batches {
    */
   private spillIdle(): Promise<void> | undefined {
     if (this.spilling) return this.spilling;
-    const target = this.settings.maxBatchMemoryBytes * SPILL_TO;
-    let memory = this.bufferedBytes;
+    const target = this.limit * SPILL_TO;
+    let memory = this.batchBytes;
     const runs = this.unwritten.filter((run) => run.data !== undefined);
     this.unwritten = [];
     for (const batch of this.resident) {
@@ -647,6 +669,11 @@ export class Batches {
     const spilling = this.spillStore!.then((store) => store.write(runs)).then(
       (moved) => {
         this.runDataBytes -= moved;
+        for (const run of runs) {
+          // Its bytes are in the file now, or no longer needed: the buffer serves the next batch.
+          if (run.buffer && run.data === undefined) this.pool.give(run.buffer);
+          run.buffer = undefined;
+        }
       },
       (error: Error) => {
         this.unwritten.push(...runs);
@@ -660,7 +687,11 @@ export class Batches {
     return this.spilling;
   }
 
-  /** Moves the batch's bytes in memory to its bytes on disk (adding the runs to write to `runs`); returns the memory freed. */
+  /**
+   * Moves the batch's bytes in memory to its bytes on disk (adding the runs to write to `runs`);
+   * returns the memory that frees once they are there (without the spool they stay in memory, as
+   * `runDataBytes`, until their spill file is written).
+   */
   private moveToDisk(batch: OpenBatch, runs: DiskRun[]): number {
     this.resident.delete(batch);
     const held = batch.held;
@@ -668,21 +699,22 @@ export class Batches {
     const size = heldSize(batch);
     const disk = (batch.disk ??= { bytes: 0, runs: [], recordIndex: 0, recordStart: 0 });
     const counted = held.length;
-    let kept = 0;
-    if (this.spool) disk.runs.push(...this.recordRuns(batch, disk));
-    else {
+    if (this.spool) {
+      disk.runs.push(...this.recordRuns(batch, disk));
+      if (typeof held !== "string") this.pool.give(held);
+    } else {
       const data = typeof held === "string" ? Buffer.from(held, "utf8") : held.subarray(0, batch.filled);
       const run: DiskRun = { path: "", offset: 0, length: size, newline: false, data };
+      if (typeof held !== "string") run.buffer = held;
       disk.runs.push(run);
       runs.push(run);
       this.runDataBytes += size;
-      kept = size;
     }
     batch.consumed += size;
     disk.bytes += size;
     this.onDisk += size;
     this.dropHeld(batch);
-    return counted - kept;
+    return counted;
   }
 
   /** With the spool: the batch's bytes from `consumed` on, as the bodies of its records (each after its "\n" in a newline batch). */
@@ -790,7 +822,13 @@ export class Batches {
           throw error;
         }
       }
-      return await this.putBatch(batch, this.gzipped() ? await gzipAsync(rest.bytes) : rest.bytes);
+      const body = this.gzipped() ? await gzipAsync(rest.bytes) : rest.bytes;
+      try {
+        return await this.putBatch(batch, body);
+      } finally {
+        // The request has ended (written, or failed for good): its body is free for the next batch.
+        if (rest.buffer) this.pool.give(rest.buffer);
+      }
     } finally {
       this.released(rest.counted);
     }

@@ -27,6 +27,8 @@ export interface DiskRun {
   newline: boolean;
   /** The bytes themselves while they are not (yet) on disk: being written, or refused by the disk. */
   data?: Buffer;
+  /** The batch buffer `data` lies in, for its owner to reuse once the data is on disk. */
+  buffer?: Buffer;
   /** The spill file the run is in, released when the run is read or dropped; spool records are released with their batch. */
   spill?: SpillFile;
 }
