@@ -52,7 +52,7 @@ describe("Spool on disk", () => {
     // The first append is made durable alone, the next two together; released records do not come back.
     assert.equal(reopened.pending, 2);
     const keys: string[] = [];
-    for (let taken = await reopened.takeDeferred(); taken; taken = await reopened.takeDeferred()) {
+    for (let [taken] = await reopened.takeDeferredRun(1, 0); taken; [taken] = await reopened.takeDeferredRun(1, 0)) {
       keys.push((taken.write as SpooledWrite).key);
       reopened.release(taken.entry);
     }
@@ -73,7 +73,7 @@ describe("Spool on disk", () => {
 
     const reopened = await Spool.open(directory, () => undefined);
     const read: SpooledWrite[] = [];
-    for (let taken = await reopened.takeDeferred(); taken; taken = await reopened.takeDeferred()) read.push(taken.write as SpooledWrite);
+    for (let [taken] = await reopened.takeDeferredRun(1, 0); taken; [taken] = await reopened.takeDeferredRun(1, 0)) read.push(taken.write as SpooledWrite);
     assert.deepEqual(read, writes);
     await reopened.close();
   });
@@ -97,7 +97,7 @@ describe("Spool on disk", () => {
     const reopened = await Spool.open(directory, () => undefined);
     assert.equal(reopened.pendingBytes, second.length);
     assert.ok(Math.abs(reopened.oldestPendingAt! - oldest) < 5_000);
-    const taken = await reopened.takeDeferred();
+    const [taken] = await reopened.takeDeferredRun(1, 0);
     reopened.release(taken!.entry);
     assert.equal(reopened.pendingBytes, 0);
     assert.equal(reopened.oldestPendingAt, undefined);
@@ -159,7 +159,7 @@ describe("Spool on disk", () => {
 
     const reopened = await Spool.open(directory, () => undefined);
     const keys: string[] = [];
-    for (let taken = await reopened.takeDeferred(); taken; taken = await reopened.takeDeferred()) keys.push((taken.write as SpooledWrite).key);
+    for (let [taken] = await reopened.takeDeferredRun(1, 0); taken; [taken] = await reopened.takeDeferredRun(1, 0)) keys.push((taken.write as SpooledWrite).key);
     assert.deepEqual(keys, ["messages/g/s/d/b/m1", "messages/g/s/d/b/m3"]);
     await reopened.close();
     // A segment gone makes its lines moot: the next open drops them, and its number is never reused.

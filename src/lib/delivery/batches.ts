@@ -11,7 +11,7 @@ import { GzipWriter } from "./gzip";
 import type { WriteOutcome } from "./messages";
 import { DEFAULT_PART_SIZE, type ObjectWriter, StreamingUpload } from "./multipart";
 import { type DiskRun, SpillStore, SpillWriteError, readRuns, releaseRun, takeRuns } from "./spill";
-import type { Spool, SpoolEntry } from "./spool";
+import type { Spool, SpoolEntry, SpooledWrite } from "./spool";
 import { WriterClosedError, type Writer } from "./writer";
 
 /** How the payloads of a batch become its object: not at all (0 bytes), back to back, or one "\n" between them. */
@@ -35,6 +35,8 @@ export const DEFAULT_BATCH_MEMORY_MB = 32;
 const TEXT_HELD_CHARS = 1024;
 /** Batch keys written in this run, remembered to give a batch re-opened under one of them a continuation key. */
 const WRITTEN_KEYS_REMEMBERED = 10_000;
+/** Spool records read back at a start with one read (those that lie one after the other in a segment). */
+const REPLAY_READ_BYTES = 1024 * 1024;
 /** Continuation keys tried after S3 refused a batch key as existing (If-None-Match), before giving up. */
 const MAX_KEY_PROBES = 100;
 
@@ -275,28 +277,35 @@ export class Batches {
 
   private async replay(spool: Spool): Promise<number> {
     let replayed = 0;
-    for (let taken = await spool.takeDeferred(); taken; taken = await spool.takeDeferred()) {
-      const { entry, write } = taken;
-      const msg = typeof write === "string" ? write : readBatchRecord(write);
-      if (typeof msg === "string") {
-        this.events.unusable(`${entry.segment.file} at byte ${entry.offset}: ${msg}`);
-        void spool.releaseAll([entry]).catch(ignore);
-        continue;
-      }
-      try {
-        const admission = await this.place(msg.msg, msg.piece, entry);
-        if ("completed" in admission) {
-          admission.completed.then(
-            (outcome) => outcome && this.events.completed(outcome, "complete", msg.msg.msgid),
-            (error: Error) => this.events.failed(error, this.keyOf(msg.msg.fields), "complete", msg.msg.msgid),
-          );
-        } else if ("ready" in admission) await admission.ready;
-        replayed++;
-      } catch (error) {
-        this.events.unusable(`${this.keyOf(msg.msg.fields)}: ${(error as Error).message}`);
-      }
+    for (let run = await spool.takeDeferredRun(Infinity, REPLAY_READ_BYTES); run.length > 0; run = await spool.takeDeferredRun(Infinity, REPLAY_READ_BYTES)) {
+      for (const { entry, write } of run) if (await this.replayOne(spool, entry, write)) replayed++;
     }
     return replayed;
+  }
+
+  /** Lets one record found in the spool join its batch again; false when it cannot. */
+  private async replayOne(spool: Spool, entry: SpoolEntry, write: SpooledWrite | string): Promise<boolean> {
+    const msg = typeof write === "string" ? write : readBatchRecord(write);
+    if (typeof msg === "string") {
+      this.events.unusable(`${entry.segment.file} at byte ${entry.offset}: ${msg}`);
+      void spool.releaseAll([entry]).catch(ignore);
+      return false;
+    }
+    try {
+      const admission = await this.place(msg.msg, msg.piece, entry);
+      if ("completed" in admission) {
+        // Only what the report needs is kept until the batch is written, not the payload (a view of the whole read).
+        const { msgid, fields } = msg.msg;
+        admission.completed.then(
+          (outcome) => outcome && this.events.completed(outcome, "complete", msgid),
+          (error: Error) => this.events.failed(error, this.keyOf(fields), "complete", msgid),
+        );
+      } else if ("ready" in admission) await admission.ready;
+      return true;
+    } catch (error) {
+      this.events.unusable(`${this.keyOf(msg.msg.fields)}: ${(error as Error).message}`);
+      return false;
+    }
   }
 
   /**

@@ -302,12 +302,6 @@ export class Spool {
     return this.deferred > 0 ? this.deferredEntries[this.deferredHead].length : undefined;
   }
 
-  /** Reads the oldest deferred record back. A record that no longer reads is reported as a problem string and released. */
-  async takeDeferred(): Promise<DeferredRecord | undefined> {
-    const [taken] = await this.takeDeferredRun(1, 0);
-    return taken;
-  }
-
   /**
    * Reads back the oldest deferred records that lie one after the other in one segment, up to
    * `maxRecords` and `maxBytes` (at least one record), with a single read: a long backlog drains
