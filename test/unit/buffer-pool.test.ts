@@ -48,4 +48,19 @@ describe("spare buffers for open batches (BufferPool)", () => {
     pool.clear();
     assert.equal(pool.bytes, 0);
   });
+
+  it("tells whether a take would be served, and lets spares go when the batches need the room", () => {
+    const pool = new BufferPool(1024 * KiB);
+    for (const size of [16, 16, 16, 32]) pool.give(Buffer.alloc(size * KiB));
+    assert.equal(pool.bytes, 80 * KiB);
+    assert.ok(pool.has(16 * KiB) && pool.has(31 * KiB), "31 KiB is of the 32 KiB class");
+    assert.ok(!pool.has(64 * KiB));
+    pool.trim(20 * KiB);
+    assert.equal(pool.bytes, 48 * KiB, "two 16 KiB spares (the size with most bytes) went");
+    pool.trim(1024 * KiB, 31 * KiB);
+    assert.equal(pool.bytes, 32 * KiB, "the spare of the size about to be taken stays");
+    assert.ok(pool.has(32 * KiB) && !pool.has(16 * KiB));
+    pool.trim(1024 * KiB);
+    assert.equal(pool.bytes, 0);
+  });
 });

@@ -6,7 +6,7 @@ import { CONTENT_TYPES, type RecordFields, toBody } from "../core/record";
 import type { ObjectOptions, S3Sink, WriteResult } from "../s3/client";
 import { S3Error } from "../s3/errors";
 import { type BatchMsg, type BatchPiece, batchRecord, readBatchRecord } from "./batch-records";
-import { BufferPool } from "./buffer-pool";
+import { BufferPool, sizeClass } from "./buffer-pool";
 import { GzipWriter } from "./gzip";
 import type { WriteOutcome } from "./messages";
 import { DEFAULT_PART_SIZE, type ObjectWriter, StreamingUpload } from "./multipart";
@@ -147,8 +147,8 @@ const NEWLINE = "\n";
 const gzipAsync = promisify(gzip);
 /** A spill frees memory down to this share of the budget, so that it is not needed again at the next msg. */
 const SPILL_TO = 0.75;
-/** The share of the budget kept for spare buffers (BufferPool); the batches' bytes keep to the rest. */
-const SPARE_SHARE = 0.25;
+/** Spare buffers (BufferPool) may hold what one spill frees; they make way when the batches need the room. */
+const SPARE_SHARE = 1 - SPILL_TO;
 const ignore = () => undefined;
 const EMPTY = Buffer.alloc(0);
 
@@ -201,8 +201,6 @@ export class Batches {
   private readonly partSize: number;
   /** Buffers of batches whose bytes moved to disk, for the next ones. */
   private readonly pool: BufferPool;
-  /** What the batches' own bytes may take: the budget less the spare buffers' share. */
-  private readonly limit: number;
   private readonly clockBase = Date.now();
   private spool: Spool | undefined;
   /** While the spool is replayed, records carry their original (old) arrival times: no batch is idle yet. */
@@ -217,7 +215,6 @@ export class Batches {
   ) {
     this.partSize = settings.partSize ?? DEFAULT_PART_SIZE;
     this.pool = new BufferPool(Math.floor(settings.maxBatchMemoryBytes * SPARE_SHARE));
-    this.limit = settings.maxBatchMemoryBytes - this.pool.capacity;
     const directory = settings.spillDirectory;
     if (directory) {
       this.spillStore = SpillStore.open(directory).catch((error: NodeJS.ErrnoException) => {
@@ -242,7 +239,7 @@ export class Batches {
     return this.batchBytes + this.pool.bytes;
   }
 
-  /** Of `bufferedBytes`, the batches' own: what keeps to `limit`. */
+  /** Of `bufferedBytes`, the batches' own. */
   private get batchBytes(): number {
     let bytes = this.heldBytes + this.outgoingBytes + this.runDataBytes;
     for (const batch of this.streaming) bytes += batch.stream!.body.buffered;
@@ -378,10 +375,16 @@ export class Batches {
    */
   private place(msg: BatchMsg, piece: BatchPiece, entry: SpoolEntry | undefined): Admission | Promise<Admission> {
     if (this.placing) return this.placing.then(() => this.place(msg, piece, entry));
-    if (this.budgeted && piece.body !== undefined && this.batchBytes + this.growthOf(msg.fields, piece.body.length + 1) > this.limit) {
+    const growth = () => this.growthOf(msg.fields, piece.body!.length + 1);
+    if (this.budgeted && piece.body !== undefined && !this.makeRoom(growth())) {
       const spilled = this.spillIdle();
-      if (spilled) {
-        const placed = spilled.then(() => this.apply(msg, piece, entry));
+      // The spill's buffers become spares (with the spool at once, else once written): they make way for this msg's bytes.
+      if (!spilled) this.makeRoom(growth());
+      else {
+        const placed = spilled.then(() => {
+          this.makeRoom(growth());
+          return this.apply(msg, piece, entry);
+        });
         const placing: Promise<void> = placed.then(ignore, ignore).finally(() => {
           if (this.placing === placing) this.placing = undefined;
         });
@@ -392,13 +395,25 @@ export class Batches {
     return this.apply(msg, piece, entry);
   }
 
-  /** What appending `bytes` to the batch of `fields` adds to memory (its buffer grows by doubling), near enough. */
+  /** The buffer appending `bytes` to the batch of `fields` needs (it grows by doubling; the old one becomes a spare), 0 for none. */
   private growthOf(fields: RecordFields, bytes: number): number {
     const batch = this.open.get(identityOf(fields));
     const held = batch?.held;
     if (batch === undefined || !Buffer.isBuffer(held)) return bytes;
     const needed = batch.filled + bytes;
-    return needed <= held.length ? 0 : Math.min(Math.max(needed, held.length * 2), this.partSize) - held.length;
+    return needed <= held.length ? 0 : this.grownSize(batch, needed);
+  }
+
+  /**
+   * Lets spare buffers go until a buffer of `size` bytes more keeps to the budget (nothing more
+   * when a spare of its size serves it, which stays for it); whether it does.
+   */
+  private makeRoom(size: number): boolean {
+    const budget = this.settings.maxBatchMemoryBytes;
+    const needed = this.pool.has(size) ? 0 : sizeClass(size);
+    const over = this.bufferedBytes + needed - budget;
+    if (over > 0) this.pool.trim(over, size);
+    return this.bufferedBytes + needed <= budget;
   }
 
   /** Lets a msg with room in the budget join its batch. */
@@ -435,7 +450,11 @@ export class Batches {
       if (entry) (batch.records ??= []).push(entry);
       if (piece.body !== undefined) batch.messages++;
       if (piece.body !== undefined && this.settings.concatenation !== "none" && !batch.stream?.body.failed) {
-        if (this.settings.concatenation === "newline") this.append(batch, NEWLINE);
+        if (this.settings.concatenation === "newline") {
+          // Room for both at once, as growthOf counted it: not one doubling for the "\n" and another for the payload.
+          if (Buffer.isBuffer(batch.held)) this.reserve(batch, Math.min(batch.filled + 1 + Buffer.byteLength(piece.body), this.partSize));
+          this.append(batch, NEWLINE);
+        }
         this.append(batch, piece.body);
       }
     }
@@ -505,23 +524,33 @@ export class Batches {
       this.dropHeld(batch);
       this.hold(batch, Buffer.from(held, "utf8"));
     }
-    const bytes = typeof piece === "string" ? Buffer.byteLength(piece) : piece.length;
-    const needed = batch.filled + bytes;
-    const buffer = batch.held as Buffer | undefined;
-    const capacity = buffer?.length ?? 0;
-    if (needed > capacity) {
-      // Exactly the first payload's size (most idle batches hold one msg), then doubling; a batch that has sent a part is a large one.
-      const first = batch.stream && !batch.disk?.bytes ? this.partSize : needed;
-      const grown = this.pool.take(capacity === 0 ? first : Math.min(Math.max(needed, capacity * 2), this.partSize));
-      if (buffer) {
-        buffer.copy(grown, 0, 0, batch.filled);
-        this.pool.give(buffer);
-      }
-      batch.held = grown;
-      this.heldBytes += grown.length - capacity;
-    }
+    this.reserve(batch, batch.filled + (typeof piece === "string" ? Buffer.byteLength(piece) : piece.length));
     const target = batch.held as Buffer;
     batch.filled += typeof piece === "string" ? target.write(piece, batch.filled, "utf8") : piece.copy(target, batch.filled);
+  }
+
+  /** Makes the batch's buffer (it holds bytes, not text) hold at least `needed` bytes; the old buffer becomes a spare. */
+  private reserve(batch: OpenBatch, needed: number): void {
+    const buffer = batch.held as Buffer | undefined;
+    const capacity = buffer?.length ?? 0;
+    if (needed <= capacity) return;
+    const grown = this.pool.take(this.grownSize(batch, needed));
+    if (buffer) {
+      buffer.copy(grown, 0, 0, batch.filled);
+      this.pool.give(buffer);
+    }
+    batch.held = grown;
+    this.heldBytes += grown.length - capacity;
+  }
+
+  /**
+   * What the batch's buffer grows to for `needed` bytes: exactly the first payload's size (most
+   * idle batches hold one msg), then doubling, at most a part; a batch that has sent a part is a large one.
+   */
+  private grownSize(batch: OpenBatch, needed: number): number {
+    const capacity = Buffer.isBuffer(batch.held) ? batch.held.length : 0;
+    if (capacity === 0) return batch.stream && !batch.disk?.bytes ? this.partSize : needed;
+    return Math.min(Math.max(needed, capacity * 2), this.partSize);
   }
 
   /** Sends the batch's next part: `whole` (a payload's own bytes), or its bytes on disk and in memory, which fill exactly one part. */
@@ -637,7 +666,7 @@ export class Batches {
   }
 
   private fits(bytes: number): boolean {
-    if (!this.budgeted || this.batchBytes + bytes <= this.limit) return true;
+    if (!this.budgeted || this.makeRoom(bytes)) return true;
     // Nothing is on its way out that would make room by itself: go ahead rather than wait for ever.
     if (this.spilling || this.outgoingBytes > this.waitersOwn) return false;
     for (const batch of this.streaming) if (batch.stream!.upload.inFlight > 0) return false;
@@ -666,7 +695,7 @@ export class Batches {
    */
   private spillIdle(): Promise<void> | undefined {
     if (this.spilling) return this.spilling;
-    const target = this.limit * SPILL_TO;
+    const target = this.settings.maxBatchMemoryBytes * SPILL_TO;
     let memory = this.batchBytes;
     const runs = this.unwritten.filter((run) => run.data !== undefined);
     this.unwritten = [];

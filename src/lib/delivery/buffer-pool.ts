@@ -19,6 +19,26 @@ export class BufferPool {
     return this.held;
   }
 
+  /** Whether `take(size)` would be served by a spare buffer. */
+  has(size: number): boolean {
+    return (this.spare.get(sizeClass(size))?.length ?? 0) > 0;
+  }
+
+  /**
+   * Lets go of spare buffers, those of the size with most bytes first, until `bytes` are freed or
+   * only spares of `keep`'s size class are left (a take of that size is about to use one).
+   */
+  trim(bytes: number, keep = 0): void {
+    const kept = sizeClass(keep);
+    const goal = Math.max(0, this.held - bytes);
+    while (this.held > goal) {
+      const [size, largest] = this.mostBytes(kept);
+      if (largest.length === 0) return;
+      largest.pop();
+      this.held -= size;
+    }
+  }
+
   /** A buffer of at least `size` bytes (its length is its size class), uninitialised. */
   take(size: number): Buffer {
     const length = sizeClass(size);
@@ -36,8 +56,8 @@ export class BufferPool {
     const length = buffer.length;
     if (length < MIN_POOLED || length > this.capacity) return;
     while (this.held + length > this.capacity) {
-      const [size, largest] = this.mostBytes();
-      if (size === length) return;
+      const [size, largest] = this.mostBytes(length);
+      if (largest.length === 0) return;
       largest.pop();
       this.held -= size;
     }
@@ -47,10 +67,10 @@ export class BufferPool {
     this.held += length;
   }
 
-  /** The size whose spares hold the most bytes, and its spares. */
-  private mostBytes(): [number, Buffer[]] {
+  /** The size whose spares hold the most bytes (other than `except`), and its spares. */
+  private mostBytes(except = 0): [number, Buffer[]] {
     let most: [number, Buffer[]] = [0, []];
-    for (const [size, list] of this.spare) if (size * list.length > most[0] * most[1].length) most = [size, list];
+    for (const [size, list] of this.spare) if (size !== except && size * list.length > most[0] * most[1].length) most = [size, list];
     return most;
   }
 
