@@ -94,8 +94,8 @@ describe("object options: the requests they produce and what S3 stores", functio
     const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: inspector.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
     try {
       const uploadId = await sink.createMultipartUpload("batches/big", options);
-      const etag = await sink.uploadPart("batches/big", uploadId, 1, Buffer.from('{"a":1}\n'));
-      await sink.completeMultipartUpload("batches/big", uploadId, [{ partNumber: 1, etag }], true);
+      const part = await sink.uploadPart("batches/big", uploadId, 1, Buffer.from('{"a":1}\n'));
+      await sink.completeMultipartUpload("batches/big", uploadId, [{ partNumber: 1, ...part }], true);
     } finally {
       sink.destroy();
     }
