@@ -24,6 +24,8 @@ export type FaultAction =
   | { kind: "garbage" }
   /** Answer 200 without an ETag, without forwarding. */
   | { kind: "no-etag" }
+  /** Answer 204 without forwarding: stands in for AbortMultipartUpload, which s3rver lacks. */
+  | { kind: "no-content" }
   /** Damage the body on its way (one byte flipped), then treat it as any other request: with `integrity` on, its checksum no longer matches. */
   | { kind: "corrupt" };
 
@@ -262,11 +264,15 @@ export class FaultProxy {
         record("reset-after");
         this.forward(request, response, url, true);
         return;
+      case "no-content":
+        record("no-content");
+        request.resume();
+        request.on("end", () => response.writeHead(204).end());
+        return;
       case "corrupt":
-        record("corrupt");
         void readAll(request).then((body) => {
           if (body.length > 0) body[body.length >> 1] ^= 0xff;
-          this.checkIntegrity(request, response, url, key, operation, record, body);
+          this.checkIntegrity(request, response, url, key, operation, (outcome) => record(`corrupt, ${outcome}`), body);
         });
         return;
     }
@@ -302,16 +308,16 @@ export class FaultProxy {
       return refuse(400, "InvalidRequest", `Content-MD5 OR x-amz-checksum- HTTP header is required for ${what} requests with Object Lock parameters`);
     }
     if (this.integrity) {
-      const signed = headerValue(headers["x-amz-content-sha256"]);
-      if (signed && /^[0-9a-f]{64}$/.test(signed) && createHash("sha256").update(body).digest("hex") !== signed) {
-        return refuse(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.");
-      }
       if (md5 !== undefined) {
         if (Buffer.from(md5, "base64").length !== 16) return refuse(400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
         if (createHash("md5").update(body).digest("base64") !== md5) return refuse(400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
       }
       if (sha256 !== undefined && createHash("sha256").update(body).digest("base64") !== sha256) {
         return refuse(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.");
+      }
+      const signed = headerValue(headers["x-amz-content-sha256"]);
+      if (signed && /^[0-9a-f]{64}$/.test(signed) && createHash("sha256").update(body).digest("hex") !== signed) {
+        return refuse(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.");
       }
     }
     let amend: ((answer: Buffer) => Buffer) | undefined;
