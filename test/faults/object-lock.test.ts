@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { S3Sink } from "../../nodes/lib/s3/client";
 import type { S3Error } from "../../nodes/lib/s3/errors";
+import { storedChecksum } from "../support/checksums";
 import { faultContext } from "../support/fault-context";
 import type { SeenRequest } from "../support/fault-proxy";
 import { EgressFlow, type Msg } from "../support/flow";
@@ -36,15 +37,6 @@ async function writeEach(endpoint: string, config: Record<string, unknown>): Pro
   return results;
 }
 
-/** The checksum of `body` sent in parts as `lengths`: a digest, or the composite of the parts' digests. */
-function checksumOf(algorithm: "sha256" | "md5", body: Buffer, lengths: number[]): string {
-  if (lengths.length === 1) return createHash(algorithm).update(body).digest("base64");
-  const composite = createHash(algorithm);
-  let offset = 0;
-  for (const length of lengths) composite.update(createHash(algorithm).update(body.subarray(offset, (offset += length))).digest());
-  return `${composite.digest("base64")}-${lengths.length}`;
-}
-
 const forwardedParts = (seen: SeenRequest[], key: string) =>
   seen.filter((request) => request.key === key && request.operation === "UploadPart" && request.outcome === "forwarded");
 
@@ -76,7 +68,7 @@ describe("faults: a bucket with Object Lock, and checksums checked as AWS checks
         const parts = forwardedParts(context.proxy.seen, write.key);
         assert.equal(parts.length, write.parts === 1 ? 0 : write.parts, write.name);
         const lengths = write.parts === 1 ? [body.length] : write.parts === 2 ? [8 * MiB, MiB] : [8 * MiB, 8 * MiB, MiB];
-        assert.deepEqual((result.s3 as { checksum?: unknown }).checksum, { [algorithm]: checksumOf(algorithm, body, lengths) }, write.name);
+        assert.deepEqual((result.s3 as { checksum?: unknown }).checksum, { [algorithm]: storedChecksum(algorithm, body, lengths) }, write.name);
       }
       assert.deepEqual(context.proxy.seen.filter((request) => request.outcome !== "forwarded").map((request) => request.outcome), []);
     });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { storedChecksum } from "../support/checksums";
 import { EgressFlow, type Msg } from "../support/flow";
 import { type RecordedRequest, type S3Inspector, inspectedS3 } from "../support/inspector";
 import { type LocalS3, S3_UNDER_TEST } from "../support/s3";
@@ -11,19 +11,6 @@ const BATCH_KEY = "batches/g/s/d1/b1";
 const MiB = 1024 * 1024;
 
 type Algorithm = "sha256" | "md5";
-
-/** The checksum S3 keeps of `body` written in parts of `partLengths` bytes (one part: a plain digest; more: the composite "<digest of digests>-<parts>"). */
-function checksumOf(algorithm: Algorithm, body: Buffer, partLengths: number[]): string {
-  if (partLengths.length <= 1) return createHash(algorithm).update(body).digest("base64");
-  const composite = createHash(algorithm);
-  let offset = 0;
-  for (const length of partLengths) {
-    composite.update(createHash(algorithm).update(body.subarray(offset, offset + length)).digest());
-    offset += length;
-  }
-  assert.equal(offset, body.length, "the parts make up the object");
-  return `${composite.digest("base64")}-${partLengths.length}`;
-}
 
 /** The lengths of the parts of `key` as they were sent, in part-number order. */
 function partLengths(inspector: S3Inspector, key: string): number[] {
@@ -71,7 +58,7 @@ describe(`checksums S3 stores with every object, against ${S3_UNDER_TEST}`, func
     for (const [index, key] of written.keys.entries()) {
       const { body } = await s3.get(key);
       const reported = (written.outputs[index].s3 as { checksum?: Record<string, string> }).checksum;
-      assert.deepEqual(reported, { [algorithm]: checksumOf(algorithm, body, partLengths(inspector, key)) }, key);
+      assert.deepEqual(reported, { [algorithm]: storedChecksum(algorithm, body, partLengths(inspector, key)) }, key);
     }
   }
 

@@ -9,6 +9,7 @@ import {
   PutObjectLockConfigurationCommand,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
+import { storedChecksum } from "../support/checksums";
 import { EgressFlow, type Msg } from "../support/flow";
 import { inspectedS3 } from "../support/inspector";
 import { type LocalS3, OWNER_CREDENTIALS, S3_UNDER_TEST, itOnRealS3 } from "../support/s3";
@@ -46,15 +47,6 @@ describe(`Object Lock and Content-MD5 on a real S3, against ${S3_UNDER_TEST}`, f
     return Buffer.from(await output.Body!.transformToByteArray());
   }
 
-  /** The MD5 checksum of `body` written in parts of `lengths` (composite for more than one). */
-  function md5Of(body: Buffer, lengths: number[]): string {
-    if (lengths.length === 1) return createHash("md5").update(body).digest("base64");
-    const composite = createHash("md5");
-    let offset = 0;
-    for (const length of lengths) composite.update(createHash("md5").update(body.subarray(offset, (offset += length))).digest());
-    return `${composite.digest("base64")}-${lengths.length}`;
-  }
-
   itOnRealS3("a bucket with Object Lock and a default retention takes a msg, a 9 MiB msg, a small batch and a 17 MiB batch at checksum auto (Content-MD5), each msg.s3.checksum that of the bytes stored", async () => {
     const device = { streamGroup: "g", stream: "s", deviceId: "d1", batchId: "auto" };
     const outputs: [string, Msg, number[]][] = [];
@@ -73,7 +65,7 @@ describe(`Object Lock and Content-MD5 on a real S3, against ${S3_UNDER_TEST}`, f
     assert.deepEqual(flow.errors, []);
     for (const [key, output, lengths] of outputs) {
       const body = await stored(key);
-      assert.deepEqual((output.s3 as { checksum?: unknown }).checksum, { md5: md5Of(body, lengths) }, key);
+      assert.deepEqual((output.s3 as { checksum?: unknown }).checksum, { md5: storedChecksum("md5", body, lengths) }, key);
       const retention = await s3.client.send(new GetObjectRetentionCommand({ Bucket: LOCKED_BUCKET, Key: key }));
       assert.equal(retention.Retention?.Mode, "GOVERNANCE", `${key}: the bucket's default retention applies`);
     }
