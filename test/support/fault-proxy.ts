@@ -272,27 +272,20 @@ export class FaultProxy {
       case "corrupt":
         void readAll(request).then((body) => {
           if (body.length > 0) body[body.length >> 1] ^= 0xff;
-          this.checkIntegrity(request, response, url, key, operation, (outcome) => record(`corrupt, ${outcome}`), body);
+          this.checkIntegrity({ request, response, url, key, operation, record: (outcome) => record(`corrupt, ${outcome}`) }, body);
         });
         return;
     }
     if ((this.integrity || this.objectLock) && operation !== "other" && operation !== "AbortMultipartUpload") {
-      void readAll(request).then((body) => this.checkIntegrity(request, response, url, key, operation, record, body));
+      void readAll(request).then((body) => this.checkIntegrity({ request, response, url, key, operation, record }, body));
       return;
     }
-    this.forwardConditionally(request, response, url, key, operation, record);
+    this.forwardConditionally({ request, response, url, key, operation, record });
   }
 
   /** AWS's checks of a write's checksums (see `integrity`, `objectLock`); a request that passes is forwarded with `body`, its answer amended as AWS's. */
-  private checkIntegrity(
-    request: http.IncomingMessage,
-    response: http.ServerResponse,
-    url: URL,
-    key: string,
-    operation: Operation,
-    record: (outcome: string) => void,
-    body: Buffer,
-  ): void {
+  private checkIntegrity(arrival: Arrival, body: Buffer): void {
+    const { request, response, url, operation, record } = arrival;
     const refuse = (status: number, code: string, message: string) => {
       record(`${status} ${code}`);
       response.writeHead(status, { "content-type": "application/xml" });
@@ -364,7 +357,7 @@ export class FaultProxy {
       // s3rver reads only part numbers and ETags.
       body = Buffer.from(text.replace(/<ChecksumSHA256>[^<]*<\/ChecksumSHA256>/g, ""));
     }
-    this.forwardConditionally(request, response, url, key, operation, record, { body, echo, amend });
+    this.forwardConditionally(arrival, { body, echo, amend });
   }
 
   /** 500 and an error document whose padding goes on while the client reads, counting what got out. */
@@ -398,15 +391,8 @@ export class FaultProxy {
     return undefined;
   }
 
-  private forwardConditionally(
-    request: http.IncomingMessage,
-    response: http.ServerResponse,
-    url: URL,
-    key: string,
-    operation: Operation,
-    record: (outcome: string) => void,
-    buffered?: Buffered,
-  ): void {
+  private forwardConditionally(arrival: Arrival, buffered?: Buffered): void {
+    const { request, response, url, key, operation, record } = arrival;
     const conditional = operation === "PutObject" || operation === "CompleteMultipartUpload";
     if (!(this.conditionalWrites && conditional && request.headers["if-none-match"] === "*")) {
       record("forwarded");
@@ -465,6 +451,16 @@ export class FaultProxy {
     if (buffered) upstream.end(buffered.body);
     else request.pipe(upstream);
   }
+}
+
+/** A request as the proxy took it: what it asks for, where to answer, and how to log what was done. */
+interface Arrival {
+  request: http.IncomingMessage;
+  response: http.ServerResponse;
+  url: URL;
+  key: string;
+  operation: Operation;
+  record: (outcome: string) => void;
 }
 
 /** A request whose body the proxy has read: what it forwards, the headers it adds to a 2xx answer, and how it amends that answer's body. */

@@ -168,6 +168,8 @@ interface RequestOptions {
 
 /** PutObject's and UploadPart's options: shared, so the hot path allocates none. */
 const DATA_REQUEST: RequestOptions = Object.freeze({ checksummed: true });
+/** The control calls' default (AbortMultipartUpload): no checksum, the data requests' deadline. */
+const CONTROL_REQUEST: RequestOptions = Object.freeze({});
 
 const EMPTY_BODY = Buffer.alloc(0);
 
@@ -239,7 +241,7 @@ export class S3Sink {
   }
 
   async putObject(key: string, body: Buffer, options: ObjectOptions): Promise<WriteResult> {
-    const response = await this.send("PUT", key, {}, this.objectHeaders(options), body);
+    const response = await this.send("PUT", key, {}, this.objectHeaders(options), body, DATA_REQUEST);
     const result: WriteResult = { etag: requireEtag(response.headers), versionId: headerText(response.headers["x-amz-version-id"]) };
     const checksum = this.storedChecksum(headerText(response.headers["x-amz-checksum-sha256"]), response.sentChecksum);
     if (checksum) result.checksum = checksum;
@@ -248,7 +250,7 @@ export class S3Sink {
 
   /** One part: its ETag and the checksum it carried. */
   async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<Omit<CompletedPart, "partNumber">> {
-    const response = await this.send("PUT", key, { partNumber: String(partNumber), uploadId }, {}, body);
+    const response = await this.send("PUT", key, { partNumber: String(partNumber), uploadId }, {}, body, DATA_REQUEST);
     const etag = requireEtag(response.headers);
     return response.sentChecksum === undefined ? { etag } : { etag, checksum: response.sentChecksum };
   }
@@ -322,7 +324,7 @@ export class S3Sink {
     query: Record<string, string>,
     headers: Record<string, string>,
     body: Buffer,
-    options: RequestOptions = DATA_REQUEST,
+    options: RequestOptions = CONTROL_REQUEST,
   ): Promise<Answer> {
     let target = this.target;
     let path = target.basePath + encodeKey(key);
