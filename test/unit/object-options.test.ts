@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { StorageClass } from "@aws-sdk/client-s3";
 import { headersWithOverrides, objectHeaders, objectLockOf, objectLockWithOverride } from "../../nodes/lib/core/object-options";
 import { compositeChecksum, resolveChecksum } from "../../nodes/lib/s3/client";
+import { S3Error } from "../../nodes/lib/s3/errors";
 import {
   STORAGE_CLASSES,
   type ObjectSettings,
@@ -130,6 +131,11 @@ describe("checksum and Object Lock settings", () => {
     assert.equal(objectLockWithOverride(base, false, "md5"), undefined);
     assert.deepEqual(objectLockWithOverride(base, { legalHold: true }, "md5"), { legalHold: true });
     assert.throws(() => objectLockWithOverride(undefined, { legalHold: true }, "none"), /checksum "none" cannot be used with Object Lock \(msg\.objectLock\.legalHold\)/);
+  });
+
+  it("retries every answer that says the bytes arrived damaged; a missing checksum on a locked bucket is permanent", () => {
+    for (const code of ["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"]) assert.equal(S3Error.fromResponse(400, code, "damaged").retryable, true, code);
+    assert.equal(S3Error.fromResponse(400, "InvalidRequest", "Content-MD5 OR x-amz-checksum- HTTP header is required").retryable, false);
   });
 
   it("composes a multipart object's checksum as S3 does: the digest of the parts' digests, -<parts>", () => {
