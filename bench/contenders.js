@@ -10,6 +10,11 @@ const { startRuntime } = require("./runtime");
 const BUCKET = "bench";
 const KEYS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
+/** The endpoint's origin: HTTPS (trusted through NODE_EXTRA_CA_CERTS) when `options.https`. */
+function origin(options) {
+  return `${options.https ? "https" : "http"}://127.0.0.1:${options.port}`;
+}
+
 /** Per msg: the fields the s3-egress node reads with its default TypedInputs. */
 function egressMsg(index, payload) {
   return { payload, streamGroup: "bench", stream: "telemetry", deviceId: `device-${index % 100}`, batchId: "2026-11-25", messageId: `m${index}`, benchIndex: index };
@@ -18,7 +23,16 @@ function egressMsg(index, payload) {
 async function nodeContender(options, finished) {
   const flow = [
     { id: "tab", type: "tab", label: "bench" },
-    { id: "cfg", type: "s3-egress-config", bucket: BUCKET, region: "us-east-1", endpoint: `http://127.0.0.1:${options.port}`, forcePathStyle: true },
+    {
+      id: "cfg",
+      type: "s3-egress-config",
+      bucket: BUCKET,
+      region: "us-east-1",
+      endpoint: origin(options),
+      forcePathStyle: true,
+      // The checksum setting under test; absent, as a flow saved without it: auto (Content-MD5 for this endpoint).
+      ...(options.checksum ? { checksum: options.checksum } : {}),
+    },
     { id: "egress", type: "s3-egress", z: "tab", sink: "cfg", ...(options.concurrency ? { concurrency: options.concurrency } : {}), wires: [["sink"]] },
     { id: "failures", type: "catch", z: "tab", scope: ["egress"], uncaught: false, wires: [["sink"]] },
     { id: "sink", type: "comment", z: "tab" },
@@ -32,7 +46,7 @@ async function nodeContender(options, finished) {
 async function peerContender(options, finished) {
   // The peer configures the global aws-sdk v2 object; point it at the local endpoint first.
   const AWS = require(require.resolve("aws-sdk", { paths: [require.resolve("node-red-node-aws/package.json")] }));
-  AWS.config.update({ endpoint: `http://127.0.0.1:${options.port}`, s3ForcePathStyle: true });
+  AWS.config.update({ endpoint: origin(options), s3ForcePathStyle: true });
   // The peer has no output and reports nothing per msg: observe each request's end in the SDK.
   AWS.events.on("complete", (response) => {
     const key = response.request.params.Key;
@@ -58,7 +72,7 @@ async function rawContender(options, finished) {
   const { S3Client, PutObjectCommand } = require("@aws-sdk/client-s3");
   const client = new S3Client({
     region: "us-east-1",
-    endpoint: `http://127.0.0.1:${options.port}`,
+    endpoint: origin(options),
     forcePathStyle: true,
     credentials: KEYS,
     // Default checksums (CRC32 on PutObject): both local endpoints accept them.

@@ -5,11 +5,15 @@
 //       answers every PUT 200 with the body's MD5 as ETag; with allowedPerSec, a PUT beyond that
 //       rate (a token bucket holding 50 ms of it) gets 503 SlowDown (after the same delay), as S3 does per prefix.
 //       GET /__stats answers {"seconds":[{"ok":n,"slowDown":n},…]}, counted per second since the first PUT.
+//   node bench/endpoint.js tls <delayMs> <certDir>
+//       the same over HTTPS, with the certificate bench/tls.js made in certDir (for 127.0.0.1, signed
+//       by the bench's private CA, which the contenders trust through NODE_EXTRA_CA_CERTS)
 //   node bench/endpoint.js s3rver            s3rver 3.7.1 with bucket "bench" in a temporary folder
 
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const http = require("node:http");
+const https = require("node:https");
 const os = require("node:os");
 const path = require("node:path");
 const { performance } = require("node:perf_hooks");
@@ -37,7 +41,7 @@ function tokenBucket(perSecond) {
   };
 }
 
-async function startPlain(delayMs, allowedPerSec) {
+async function startPlain(delayMs, allowedPerSec, tls) {
   const admit = allowedPerSec > 0 ? tokenBucket(allowedPerSec) : () => true;
   const seconds = [];
   let firstPut;
@@ -47,7 +51,7 @@ async function startPlain(delayMs, allowedPerSec) {
     while (seconds.length <= second) seconds.push({ ok: 0, slowDown: 0 });
     seconds[second][outcome]++;
   };
-  const server = http.createServer((request, response) => {
+  const handle = (request, response) => {
     if (request.url === "/__stats") {
       response.writeHead(200, { "Content-Type": "application/json" });
       response.end(JSON.stringify({ seconds }));
@@ -81,7 +85,8 @@ async function startPlain(delayMs, allowedPerSec) {
       if (delayMs > 0) setTimeout(answer, delayMs);
       else answer();
     });
-  });
+  };
+  const server = tls ? https.createServer(tls, handle) : http.createServer(handle);
   server.keepAliveTimeout = 60_000;
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { port: server.address().port, stop: () => server.close() };
@@ -103,7 +108,13 @@ async function startS3rver() {
 
 async function main() {
   const [kind, delay, allowed] = process.argv.slice(2);
-  const endpoint = kind === "s3rver" ? await startS3rver() : await startPlain(Number(delay) || 0, Number(allowed) || 0);
+  let endpoint;
+  if (kind === "s3rver") endpoint = await startS3rver();
+  else if (kind === "tls") {
+    const directory = allowed;
+    const tls = { key: fs.readFileSync(path.join(directory, "server.key")), cert: fs.readFileSync(path.join(directory, "server.crt")) };
+    endpoint = await startPlain(Number(delay) || 0, 0, tls);
+  } else endpoint = await startPlain(Number(delay) || 0, Number(allowed) || 0);
   process.stdout.write(JSON.stringify({ port: endpoint.port }) + "\n");
   process.stdin.resume();
   process.stdin.on("end", async () => {

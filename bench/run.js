@@ -11,6 +11,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const readline = require("node:readline");
+const { makeCertificates } = require("./tls");
 
 const CONCURRENCY = 32; // every contender alike; the node would run at 16 by default
 const WARMUP_MS = 1000;
@@ -55,8 +56,18 @@ const OPEN_LOOP_CONTENDERS = ["node", "peer", "raw"];
 const SLOWDOWN_ALLOWED = 400;
 const SLOWDOWN_MSGS = 4000;
 const SLOWDOWN_SETTLE_S = 3;
+// HTTPS, as S3 speaks it: an endpoint with a certificate of the bench's own CA (bench/tls.js),
+// trusted by every contender's process through NODE_EXTRA_CA_CERTS, at these delays; and the
+// node's checksum settings against none, rounds alternating, medians.
+const HTTPS_DELAYS = [0, 25, 100];
+const CHECKSUMS = ["none", "md5", "sha256"];
+const CHECKSUM_ROUNDS = 5;
+const CHECKSUM_COST_LIMIT = 0.05;
 const MIB = 1024 * 1024;
 const CHILD_ENV = { ...process.env, NODE_NO_WARNINGS: "1" };
+/** `npm run bench -- --only https`: the HTTPS measurements alone; `--only checksums`: only their checksum rounds. */
+const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+const ONLY_HTTPS = ONLY === "https" || ONLY === "checksums";
 
 /** The endpoint's per-second counts of PUTs answered and throttled. */
 function endpointStats(port) {
@@ -87,9 +98,9 @@ function startEndpoint(args) {
 }
 
 /** Runs one measurement script in a fresh process; resolves with the JSON it prints. */
-function measure(script, options, nodeFlags = []) {
+function measure(script, options, nodeFlags = [], env = CHILD_ENV) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeFlags, path.join(__dirname, script), JSON.stringify(options)], { env: CHILD_ENV, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [...nodeFlags, path.join(__dirname, script), JSON.stringify(options)], { env, stdio: ["ignore", "pipe", "inherit"] });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.once("exit", (code) => {
@@ -134,6 +145,17 @@ async function main() {
   const log = (text) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${text}\n`);
   const messageRows = [];
   const targets = [];
+  if (ONLY_HTTPS) {
+    const out = [];
+    const httpsResult = await measureHttps(log);
+    reportHttps(httpsResult, out, targets, ONLY === "checksums");
+    out.push("");
+    out.push(table(["target", "measured", "status"], targets));
+    out.push("");
+    out.push(`Whole bench (HTTPS only): ${fixed((Date.now() - started) / 1000)} s.`);
+    process.stdout.write(out.join("\n") + "\n");
+    return;
+  }
 
   const loadBefore = os.loadavg();
   const openRows = [];
@@ -216,6 +238,8 @@ async function main() {
       await server.stop();
     }
   }
+
+  const httpsResult = await measureHttps(log);
 
   const metricsCost = await measureMetricsCost(log);
   targets.push([
@@ -358,6 +382,8 @@ async function main() {
     );
   }
   out.push("");
+  reportHttps(httpsResult, out, targets);
+  out.push("");
   out.push(`Metrics cost: the node with its metrics on and off (s3EgressMetrics.enabled), ${METRICS_ROUNDS} rounds each, alternating, 256 B at local 0 ms; medians.`);
   out.push(
     table(
@@ -395,6 +421,163 @@ async function main() {
   out.push("");
   out.push(`Whole bench: ${fixed((Date.now() - started) / 1000)} s.`);
   process.stdout.write(out.join("\n") + "\n");
+}
+
+/**
+ * Over HTTPS: each contender at its defaults, open loop (a burst into a running flow) at every
+ * delay of HTTPS_DELAYS and closed loop at 0 ms; and the node's checksum settings against none
+ * (256 B, 0 ms, closed loop, rounds alternating).
+ */
+async function measureHttps(log) {
+  const certificates = makeCertificates();
+  const env = { ...CHILD_ENV, NODE_EXTRA_CA_CERTS: certificates.caFile };
+  const result = { open: [], closed: [], checksums: {} };
+  try {
+    for (const delayMs of ONLY === "checksums" ? [0] : HTTPS_DELAYS) {
+      const server = await startEndpoint(["tls", String(delayMs), certificates.directory]);
+      try {
+        if (ONLY === "checksums") {
+          await measureChecksums(server.port, env, result, log);
+          continue;
+        }
+        const rounds = Object.fromEntries(OPEN_LOOP_CONTENDERS.map((contender) => [contender, []]));
+        for (let round = 1; round <= OPEN_LOOP_BURST_ROUNDS; round++) {
+          for (const contender of OPEN_LOOP_CONTENDERS) {
+            log(`HTTPS open loop: ${contender}, ${delayMs} ms, round ${round}`);
+            const figures = await measure("open-loop.js", { contender, https: true, port: server.port, msgs: OPEN_LOOP_MSGS, payloadBytes: 256, ratePerSec: 0, warmupMsgs: 2000 }, [], env);
+            if (figures.errors) log(`  ${figures.errors} errors, first: ${figures.firstError}`);
+            rounds[contender].push(figures);
+          }
+        }
+        const figures = Object.fromEntries(Object.entries(rounds).map(([contender, results]) => [contender, medianBy(results, (entry) => entry.msgsPerSec)]));
+        result.open.push({ delayMs, figures, toPeer: figures.node.msgsPerSec / figures.peer.msgsPerSec, toRaw: figures.node.msgsPerSec / figures.raw.msgsPerSec });
+        if (delayMs !== 0) continue;
+        for (const payloadBytes of PAYLOADS) {
+          const closed = {};
+          for (const contender of CONTENDERS) {
+            log(`HTTPS closed loop: ${contender}, ${bytesLabel(payloadBytes)}, 0 ms`);
+            closed[contender] = await measure("messages.js", { contender, https: true, port: server.port, payloadBytes, concurrency: CONCURRENCY, warmupMs: WARMUP_MS, measureMs: MEASURE_MS }, [], env);
+          }
+          result.closed.push({ payloadBytes, figures: closed });
+        }
+        await measureChecksums(server.port, env, result, log);
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    certificates.remove();
+  }
+  return result;
+}
+
+/** µs one `algorithm` pass over a body of `bytes` takes here, measured directly: what a checksum adds to a msg, free of other processes' noise. */
+function hashMicros(algorithm, bytes) {
+  const { createHash } = require("node:crypto");
+  const body = Buffer.alloc(bytes, "x");
+  const rounds = Math.max(2000, Math.floor((64 * MIB) / bytes));
+  for (let i = 0; i < rounds; i++) createHash(algorithm).update(body).digest("base64");
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < rounds; i++) createHash(algorithm).update(body).digest("base64");
+  return Number(process.hrtime.bigint() - started) / rounds / 1000;
+}
+
+/** The node at each checksum setting over HTTPS at 0 ms, rounds alternating so a shared machine's drift hits all alike; medians into `result.checksums`. */
+async function measureChecksums(port, env, result, log) {
+  for (const payloadBytes of PAYLOADS) {
+    const runs = Object.fromEntries(CHECKSUMS.map((checksum) => [checksum, []]));
+    for (let round = 1; round <= CHECKSUM_ROUNDS; round++) {
+      for (const checksum of CHECKSUMS) {
+        log(`HTTPS checksum ${checksum}, ${bytesLabel(payloadBytes)}, round ${round} of ${CHECKSUM_ROUNDS}`);
+        const options = { contender: "node", https: true, port, payloadBytes, concurrency: CONCURRENCY, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, checksum };
+        runs[checksum].push(await measure("messages.js", options, [], env));
+      }
+    }
+    result.checksums[payloadBytes] = Object.fromEntries(
+      CHECKSUMS.map((checksum) => {
+        const median = (value) => value(medianBy(runs[checksum], value));
+        return [checksum, { msgsPerSec: median((entry) => entry.msgsPerSec), cpuMicrosPerMsg: median((entry) => entry.cpuMicrosPerMsg), rounds: runs[checksum].map((entry) => entry.msgsPerSec) }];
+      }),
+    );
+    // sha256 sends the signature's digest again as base64 (no second pass); md5 is a second pass over the body.
+    result.checksums[payloadBytes].md5.directMicros = hashMicros("md5", payloadBytes);
+  }
+}
+
+/** The HTTPS tables of the contenders (open and closed loop), and their node/peer figures as targets. */
+function reportHttpsContenders(result, out, targets) {
+  out.push(
+    `HTTPS (an endpoint with a certificate of the bench's own CA, trusted through NODE_EXTRA_CA_CERTS): ${OPEN_LOOP_MSGS} msgs of 256 B at once into a running flow, each contender at its defaults, median of ${OPEN_LOOP_BURST_ROUNDS} rounds; the node at checksum auto (Content-MD5 for an endpoint).`,
+  );
+  out.push(
+    table(
+      ["delay", "node msgs/s", "peer msgs/s", "raw msgs/s", "node/peer", "node/raw", "node/peer/raw p99 ms", "node/peer/raw CPU µs/msg"],
+      result.open.map(({ delayMs, figures: { node, peer, raw }, toPeer, toRaw }) => [
+        `${delayMs} ms`,
+        fixed(node.msgsPerSec),
+        fixed(peer.msgsPerSec),
+        fixed(raw.msgsPerSec),
+        fixed(toPeer, 2),
+        fixed(toRaw, 2),
+        `${fixed(node.p99Ms)} / ${fixed(peer.p99Ms)} / ${fixed(raw.p99Ms)}`,
+        `${fixed(node.cpuMicrosPerMsg)} / ${fixed(peer.cpuMicrosPerMsg)} / ${fixed(raw.cpuMicrosPerMsg)}`,
+      ]),
+    ),
+  );
+  for (const { delayMs, toPeer } of result.open) targets.push([`HTTPS open loop, ${delayMs} ms: node/peer (reported)`, fixed(toPeer, 2), "-"]);
+  out.push("");
+  out.push(`HTTPS closed loop at 0 ms, ${CONCURRENCY} writes in flight (raw: the SDK's default CRC32 checksum; peer: aws-sdk v2 as it ships).`);
+  out.push(
+    table(
+      ["payload", "node msgs/s", "raw msgs/s", "peer msgs/s", "node/raw/peer CPU µs/msg", "node/raw", "node/peer"],
+      result.closed.map(({ payloadBytes, figures: { node, raw, peer } }) => [
+        bytesLabel(payloadBytes),
+        fixed(node.msgsPerSec),
+        fixed(raw.msgsPerSec),
+        fixed(peer.msgsPerSec),
+        `${fixed(node.cpuMicrosPerMsg)} / ${fixed(raw.cpuMicrosPerMsg)} / ${fixed(peer.cpuMicrosPerMsg)}`,
+        fixed(node.msgsPerSec / raw.msgsPerSec, 2),
+        fixed(node.msgsPerSec / peer.msgsPerSec, 2),
+      ]),
+    ),
+  );
+  out.push("");
+}
+
+/** The HTTPS tables (the contenders', unless `checksumsOnly`, and the checksums') and their targets. */
+function reportHttps(result, out, targets, checksumsOnly = false) {
+  if (!checksumsOnly) reportHttpsContenders(result, out, targets);
+  out.push(
+    `Checksums over HTTPS: the node at 0 ms, ${CONCURRENCY} writes in flight, each setting ${CHECKSUM_ROUNDS} rounds, alternating; medians, and the cost against none ` +
+      "(msgs/s, the target's figure, and CPU µs per msg, which holds better when other processes share the cores).",
+  );
+  const rows = [];
+  for (const [payloadBytes, figures] of Object.entries(result.checksums)) {
+    for (const checksum of CHECKSUMS) {
+      const cost = 1 - figures[checksum].msgsPerSec / figures.none.msgsPerSec;
+      const cpuCost = figures[checksum].cpuMicrosPerMsg / figures.none.cpuMicrosPerMsg - 1;
+      rows.push([
+        bytesLabel(Number(payloadBytes)),
+        checksum,
+        fixed(figures[checksum].msgsPerSec),
+        figures[checksum].rounds.map((value) => fixed(value)).join(" / "),
+        fixed(figures[checksum].cpuMicrosPerMsg),
+        checksum === "none" ? "-" : `${fixed(cost * 100, 1)} % / ${fixed(cpuCost * 100, 1)} %`,
+      ]);
+      if (checksum !== "none" && Number(payloadBytes) === PAYLOADS[0]) {
+        targets.push([`HTTPS, ${bytesLabel(Number(payloadBytes))}, 0 ms: checksum ${checksum} costs <= ${CHECKSUM_COST_LIMIT * 100} % msgs/s against none`, `${fixed(cost * 100, 1)} %`, verdict(cost <= CHECKSUM_COST_LIMIT)]);
+      }
+    }
+  }
+  out.push(table(["payload", "checksum", "node msgs/s", "rounds msgs/s", "CPU µs/msg", "cost vs none: msgs/s / CPU"], rows));
+  for (const [payloadBytes, figures] of Object.entries(result.checksums)) {
+    const share = figures.md5.directMicros / figures.none.cpuMicrosPerMsg;
+    out.push(
+      `md5 measured directly, ${bytesLabel(Number(payloadBytes))}: ${fixed(figures.md5.directMicros, 1)} µs per msg, ${fixed(share * 100, 1)} % of the node's ${fixed(figures.none.cpuMicrosPerMsg)} µs of CPU per msg at none ` +
+        "(the throughput it costs when the node is CPU-bound; sha256 adds a base64 of the signature's digest, well under 1 µs).",
+    );
+    if (Number(payloadBytes) === PAYLOADS[0]) targets.push([`HTTPS, ${bytesLabel(Number(payloadBytes))}: md5 measured directly <= ${CHECKSUM_COST_LIMIT * 100} % of the node's CPU per msg`, `${fixed(share * 100, 1)} %`, verdict(share <= CHECKSUM_COST_LIMIT)]);
+  }
 }
 
 /** The node's msgs/s and CPU per msg with its metrics on and off, where the node's own work dominates (0 ms endpoint, small msgs). */

@@ -1,8 +1,17 @@
 import type { NodeAPI, NodeDef } from "node-red";
-import { objectHeaders } from "./lib/core/object-options";
-import { type ObjectSettings, bucketProblem, endpointPath, endpointProblem, objectSettingsProblem, regionProblem } from "./lib/core/rules";
+import { objectHeaders, objectLockOf } from "./lib/core/object-options";
+import {
+  type ObjectLockSettings,
+  type ObjectSettings,
+  bucketProblem,
+  endpointPath,
+  endpointProblem,
+  integritySettingsProblem,
+  objectSettingsProblem,
+  regionProblem,
+} from "./lib/core/rules";
 import type { SinkConfigCredentials, SinkConfigNode } from "./lib/nodered/config-node";
-import { S3Sink } from "./lib/s3/client";
+import { type ChecksumSetting, S3Sink } from "./lib/s3/client";
 import { LimitRegistry } from "./lib/delivery/concurrency";
 
 type SinkConfigDef = NodeDef & {
@@ -10,7 +19,8 @@ type SinkConfigDef = NodeDef & {
   region: string;
   endpoint: string;
   forcePathStyle: boolean;
-} & Partial<ObjectSettings>;
+} & Partial<ObjectSettings> &
+  Partial<ObjectLockSettings>;
 
 /** How long the config node waits for its users to finish closing, inside Node-RED's 15 s close timeout. */
 const USERS_CLOSE_WAIT_MS = 14_500;
@@ -28,6 +38,13 @@ export = function (RED: NodeAPI): void {
       cacheControl: (def.cacheControl ?? "").trim(),
       contentType: (def.contentType ?? "").trim(),
     };
+    // A flow saved before these settings existed has none: auto, no Object Lock.
+    const integrity: ObjectLockSettings = {
+      checksum: (def.checksum ?? "").trim() || "auto",
+      objectLockMode: (def.objectLockMode ?? "").trim(),
+      objectLockRetention: (def.objectLockRetention ?? "").trim(),
+      objectLockLegalHold: def.objectLockLegalHold === true,
+    };
     this.bucket = bucket;
     this.label = def.name || `${bucket} (${endpointHost(endpoint) ?? region})`;
     this.objectHeaders = {};
@@ -41,7 +58,8 @@ export = function (RED: NodeAPI): void {
       labelled("bucket", bucketProblem(bucket)) ??
       labelled("region", regionProblem(region)) ??
       labelled("endpoint", endpointProblem(endpoint)) ??
-      objectSettingsProblem(objectSettings);
+      objectSettingsProblem(objectSettings) ??
+      integritySettingsProblem(integrity);
     if (problem) {
       this.problem = problem;
       this.error(RED._("s3-egress-config.errors.invalid", { problem }));
@@ -49,6 +67,7 @@ export = function (RED: NodeAPI): void {
     }
 
     this.objectHeaders = objectHeaders(objectSettings);
+    this.objectLock = objectLockOf(integrity);
     // A path in the endpoint is easily taken for a key prefix: say what it does.
     const pathPrefix = endpointPath(endpoint);
     if (pathPrefix) this.log(RED._("s3-egress-config.tip.endpoint-path", { path: pathPrefix }));
@@ -67,6 +86,7 @@ export = function (RED: NodeAPI): void {
         forcePathStyle: def.forcePathStyle === true,
         credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: sessionToken || undefined } : undefined,
         owner: `config node "${this.label}" (id ${this.id})`,
+        checksum: integrity.checksum as ChecksumSetting,
       },
       {
         onClockSkew: (offsetMs) => {

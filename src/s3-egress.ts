@@ -128,8 +128,8 @@ export = function (RED: NodeAPI): void {
     const common = { RED, node, sink, writer, reader, fieldOptions: fieldSettings, nextMessageId, contentType: config.contentType, spoolDirectory, report };
     const route =
       input === "batches"
-        ? new BatchesController({ ...common, settings: { ...batchSettings(def), objectHeaders: config.objectHeaders, spillDirectory: spoolDirectory ? undefined : spillDirectoryOf(RED, node.id) } })
-        : new MessagesController({ ...common, objectHeaders: config.objectHeaders, path: def.path ?? "", delivery });
+        ? new BatchesController({ ...common, settings: { ...batchSettings(def), objectHeaders: config.objectHeaders, objectLock: config.objectLock, spillDirectory: spoolDirectory ? undefined : spillDirectoryOf(RED, node.id) } })
+        : new MessagesController({ ...common, objectHeaders: config.objectHeaders, objectLock: config.objectLock, path: def.path ?? "", delivery });
 
     node.on("input", (msg: EgressMsg, send: Send, done: Done) => route.input(msg, send, done));
 

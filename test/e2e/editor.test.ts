@@ -229,6 +229,22 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     assert.ok(await page.locator("#node-config-input-kmsKeyId").isVisible());
     await page.locator("#node-config-input-serverSideEncryption").selectOption("");
     assert.equal(await page.locator("#node-config-input-kmsKeyId").isVisible(), false);
+    // Object Lock without a checksum cannot be saved: the dialog names both settings. The retention shows with a mode only.
+    assert.equal(await page.locator("#node-config-input-checksum").inputValue(), "auto");
+    assert.equal(await page.locator("#node-config-input-objectLockRetention").isVisible(), false);
+    await page.locator("#node-config-input-objectLockMode").selectOption("COMPLIANCE");
+    assert.ok(await page.locator("#node-config-input-objectLockRetention").isVisible());
+    await page.locator("#s3-egress-config-lock-problem", { hasText: "objectLockRetention is required with objectLockMode COMPLIANCE" }).waitFor();
+    assert.ok(await page.locator("#node-config-dialog-ok").isDisabled());
+    await page.locator("#node-config-input-objectLockRetention").fill("365d");
+    await page.locator("#s3-egress-config-lock-problem").waitFor({ state: "hidden" });
+    assert.equal(await page.locator("#node-config-dialog-ok").isDisabled(), false);
+    await page.locator("#node-config-input-checksum").selectOption("none");
+    await page.locator("#s3-egress-config-lock-problem", { hasText: 'checksum "none" cannot be used with Object Lock (objectLockMode COMPLIANCE)' }).waitFor();
+    assert.ok(await page.locator("#node-config-dialog-ok").isDisabled());
+    await page.locator("#node-config-input-checksum").selectOption("auto");
+    await page.locator("#node-config-input-objectLockMode").selectOption("");
+    assert.equal(await page.locator("#node-config-dialog-ok").isDisabled(), false);
     await page.locator("#node-config-input-accessKeyId").fill("S3RVER");
     await page.locator("#node-config-input-secretAccessKey").fill("S3RVER");
     assert.equal(await page.locator("#node-config-input-endpoint.input-error").count(), 0);
@@ -356,7 +372,24 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     const config = await renderedHelp(page, "s3-egress-config");
     assert.deepEqual(
       config.properties.map((property) => property.name),
-      ["Bucket", "Region", "Endpoint", "Path-style addressing", "Access Key", "Secret Access Key", "Session token", "Storage class", "Encryption", "KMS key id", "Cache-Control", "Content-Type"],
+      [
+        "Bucket",
+        "Region",
+        "Endpoint",
+        "Path-style addressing",
+        "Access Key",
+        "Secret Access Key",
+        "Session token",
+        "Storage class",
+        "Encryption",
+        "KMS key id",
+        "Cache-Control",
+        "Content-Type",
+        "Checksum",
+        "Object Lock",
+        "Retain for",
+        "Legal hold",
+      ],
     );
     const pathStyle = config.properties.find((property) => property.name === "Path-style addressing")!;
     assert.equal(pathStyle.type, "boolean");

@@ -165,7 +165,7 @@ describe("faults: what S3 (or something in its place) answers", function () {
     const part = Buffer.from("the only part");
     try {
       const uploadId = await sink.createMultipartUpload("late/error", options);
-      const parts = [{ partNumber: 1, etag: await sink.uploadPart("late/error", uploadId, 1, part) }];
+      const parts = [{ partNumber: 1, ...(await sink.uploadPart("late/error", uploadId, 1, part)) }];
       context.proxy.script([
         { operation: "CompleteMultipartUpload", action: { kind: "error-after-200", code: "InternalError" }, times: 1 },
         { operation: "CompleteMultipartUpload", action: { kind: "error-after-200", code: "AccessDenied" }, times: 1 },
@@ -210,7 +210,7 @@ describe("faults: what S3 (or something in its place) answers", function () {
     try {
       await sink.putObject("taken/key", Buffer.from("first"), options);
       const uploadId = await sink.createMultipartUpload("taken/key", { ...options, headers: { "if-none-match": "*" } });
-      const parts = [{ partNumber: 1, etag: await sink.uploadPart("taken/key", uploadId, 1, Buffer.from("second")) }];
+      const parts = [{ partNumber: 1, ...(await sink.uploadPart("taken/key", uploadId, 1, Buffer.from("second"))) }];
       const error = await rejection(sink.completeMultipartUpload("taken/key", uploadId, parts, true));
       assert.deepEqual([error.statusCode, error.code, error.retryable], [412, "PreconditionFailed", false]);
     } finally {

@@ -94,8 +94,8 @@ describe("object options: the requests they produce and what S3 stores", functio
     const sink = new S3Sink({ bucket: TEST_BUCKET, region: "us-east-1", endpoint: inspector.endpoint, forcePathStyle: true, credentials: CREDENTIALS });
     try {
       const uploadId = await sink.createMultipartUpload("batches/big", options);
-      const etag = await sink.uploadPart("batches/big", uploadId, 1, Buffer.from('{"a":1}\n'));
-      await sink.completeMultipartUpload("batches/big", uploadId, [{ partNumber: 1, etag }], true);
+      const part = await sink.uploadPart("batches/big", uploadId, 1, Buffer.from('{"a":1}\n'));
+      await sink.completeMultipartUpload("batches/big", uploadId, [{ partNumber: 1, ...part }], true);
     } finally {
       sink.destroy();
     }
@@ -146,6 +146,12 @@ describe("object options: the requests they produce and what S3 stores", functio
       ["Cache-Control that is not a string", { cacheControl: 3600 }, /msg\.cacheControl must be a string, not number/],
       ["Cache-Control with a non-breaking space", { cacheControl: "max-age=60,\u00a0public" }, /msg\.cacheControl ".*" may contain only printable ASCII characters, not U\+00A0 at position 12/],
       ["Cache-Control with a quoted umlaut", { cacheControl: 'private="Zürich"' }, /msg\.cacheControl ".*" may contain only printable ASCII characters, not U\+00FC at position 11/],
+      ["Object Lock that is not an object", { objectLock: "COMPLIANCE" }, /msg\.objectLock must be an object such as \{ mode: "COMPLIANCE", retainFor: "365d", legalHold: true \}, not string/],
+      ["Object Lock with an unknown mode", { objectLock: { mode: "LEGAL", retainFor: "1d" } }, /msg\.objectLock\.mode "LEGAL" must be GOVERNANCE or COMPLIANCE/],
+      ["Object Lock mode without retention", { objectLock: { mode: "COMPLIANCE" } }, /msg\.objectLock\.retainFor is required with msg\.objectLock\.mode COMPLIANCE/],
+      ["Object Lock retention that is no period", { objectLock: { mode: "GOVERNANCE", retainFor: "1 month" } }, /msg\.objectLock\.retainFor "1 month" is not a retention period/],
+      ["Object Lock retention as a number", { objectLock: { mode: "GOVERNANCE", retainFor: 365 } }, /msg\.objectLock\.retainFor must be a string such as "365d", not number/],
+      ["Object Lock legal hold as text", { objectLock: { legalHold: "ON" } }, /msg\.objectLock\.legalHold must be true or false, not string/],
     ];
     for (const [name, change, pattern] of cases) {
       it(name, async () => {
@@ -160,6 +166,13 @@ describe("object options: the requests they produce and what S3 stores", functio
     }
   });
 
+  it("msg.objectLock while the config node's checksum is none: that msg fails naming both, nothing is sent", async () => {
+    const flow = await EgressFlow.load(inspector.endpoint, {}, { checksum: "none" });
+    const error = await flow.fail({ ...device, payload: "x", objectLock: { mode: "COMPLIANCE", retainFor: "365d" } });
+    assert.match(error.message, /checksum "none" cannot be used with Object Lock \(msg\.objectLock\.mode COMPLIANCE\)/);
+    assert.deepEqual(inspector.requests, []);
+  });
+
   describe("an invalid config option stops the node with a red status and names the property", () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ storageClass: "FAST" }, /storageClass "FAST" is not an S3 storage class/],
@@ -169,6 +182,12 @@ describe("object options: the requests they produce and what S3 stores", functio
       [{ contentType: "csv" }, /contentType "csv" is not a media type/],
       [{ cacheControl: "max-age=60,\u00a0public" }, /cacheControl ".*" may contain only printable ASCII characters, not U\+00A0/],
       [{ contentType: 'text/plain; title="Grüße"' }, /contentType ".*" may contain only printable ASCII characters, not U\+00FC/],
+      [{ checksum: "crc32" }, /checksum "crc32" must be one of auto, sha256, md5, none/],
+      [{ objectLockMode: "COMPLIANCE" }, /objectLockRetention is required with objectLockMode COMPLIANCE/],
+      [{ objectLockMode: "GOVERNANCE", objectLockRetention: "forever" }, /objectLockRetention "forever" is not a retention period/],
+      [{ objectLockRetention: "30d" }, /objectLockRetention needs objectLockMode GOVERNANCE or COMPLIANCE/],
+      [{ checksum: "none", objectLockMode: "COMPLIANCE", objectLockRetention: "365d" }, /checksum "none" cannot be used with Object Lock \(objectLockMode COMPLIANCE\)/],
+      [{ checksum: "none", objectLockLegalHold: true }, /checksum "none" cannot be used with Object Lock \(objectLockLegalHold\)/],
     ];
     for (const [configProps, pattern] of cases) {
       it(JSON.stringify(configProps), async () => {

@@ -54,8 +54,8 @@ describe("SigV4 signatures, verified independently as S3 would", function () {
     const partTwo = Buffer.from("tail");
     try {
       const uploadId = await sink.createMultipartUpload(key, { contentType: "application/octet-stream", metadata: { "batch-id": "b1" } });
-      const etags = [await sink.uploadPart(key, uploadId, 1, partOne), await sink.uploadPart(key, uploadId, 2, partTwo)];
-      await sink.completeMultipartUpload(key, uploadId, etags.map((etag, index) => ({ partNumber: index + 1, etag })));
+      const answers = [await sink.uploadPart(key, uploadId, 1, partOne), await sink.uploadPart(key, uploadId, 2, partTwo)];
+      await sink.completeMultipartUpload(key, uploadId, answers.map((part, index) => ({ partNumber: index + 1, ...part })));
     } finally {
       sink.destroy();
     }
@@ -86,8 +86,8 @@ describe("SigV4 signatures, verified independently as S3 would", function () {
     try {
       const uploadId = await sink.createMultipartUpload(key, { contentType: "application/octet-stream", metadata: {} });
       const parts = [
-        { partNumber: 1, etag: await sink.uploadPart(key, uploadId, 1, Buffer.from("part one")) },
-        { partNumber: 2, etag: await sink.uploadPart(key, uploadId, 2, Buffer.from("part two")) },
+        { partNumber: 1, ...(await sink.uploadPart(key, uploadId, 1, Buffer.from("part one"))) },
+        { partNumber: 2, ...(await sink.uploadPart(key, uploadId, 2, Buffer.from("part two"))) },
       ];
       const completed = await sink.completeMultipartUpload(key, uploadId, parts, true);
       assert.match(completed.etag, /^"[0-9a-f]{32}"$/);

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
@@ -22,7 +23,11 @@ export type FaultAction =
   /** Answer with bytes that are not HTTP. */
   | { kind: "garbage" }
   /** Answer 200 without an ETag, without forwarding. */
-  | { kind: "no-etag" };
+  | { kind: "no-etag" }
+  /** Answer 204 without forwarding: stands in for AbortMultipartUpload, which s3rver lacks. */
+  | { kind: "no-content" }
+  /** Damage the body on its way (one byte flipped), then treat it as any other request: with `integrity` on, its checksum no longer matches. */
+  | { kind: "corrupt" };
 
 /** The S3 operation a request is, by its method and query. */
 export type Operation = "PutObject" | "UploadPart" | "CreateMultipartUpload" | "CompleteMultipartUpload" | "AbortMultipartUpload" | "other";
@@ -84,6 +89,18 @@ const MAX_LIFETIME_MS = 180_000;
 export class FaultProxy {
   readonly seen: SeenRequest[] = [];
   conditionalWrites = false;
+  /**
+   * Emulates AWS's checksums, which s3rver ignores: Content-MD5, x-amz-checksum-sha256 and
+   * x-amz-content-sha256 checked against the body (BadDigest, InvalidDigest,
+   * XAmzContentSHA256Mismatch), x-amz-checksum-sha256 echoed, an upload's declared algorithm
+   * (x-amz-checksum-algorithm) required of its parts and its Complete's per-part
+   * <ChecksumSHA256>, and the composite checksum answered.
+   */
+  integrity = false;
+  /** A bucket with Object Lock (and a default retention): PutObject and UploadPart without Content-MD5 or x-amz-checksum-* are refused, as AWS does. */
+  objectLock = false;
+  /** The checksum algorithm each multipart upload declared, and its parts' SHA-256 checksums (base64). */
+  private readonly uploads = new Map<string, { algorithm?: string; parts: Map<number, string> }>();
   /** Most connections open at once, to check the socket pool bound. */
   peakConnections = 0;
   /** Bytes of each endless error body the proxy got out before the client hung up. */
@@ -129,6 +146,9 @@ export class FaultProxy {
     this.rules = [];
     this.seen.length = 0;
     this.conditionalWrites = false;
+    this.integrity = false;
+    this.objectLock = false;
+    this.uploads.clear();
     this.peakConnections = this.sockets.size;
   }
 
@@ -244,8 +264,100 @@ export class FaultProxy {
         record("reset-after");
         this.forward(request, response, url, true);
         return;
+      case "no-content":
+        record("no-content");
+        request.resume();
+        request.on("end", () => response.writeHead(204).end());
+        return;
+      case "corrupt":
+        void readAll(request).then((body) => {
+          if (body.length > 0) body[body.length >> 1] ^= 0xff;
+          this.checkIntegrity({ request, response, url, key, operation, record: (outcome) => record(`corrupt, ${outcome}`) }, body);
+        });
+        return;
     }
-    this.forwardConditionally(request, response, url, key, operation, record);
+    if ((this.integrity || this.objectLock) && operation !== "other" && operation !== "AbortMultipartUpload") {
+      void readAll(request).then((body) => this.checkIntegrity({ request, response, url, key, operation, record }, body));
+      return;
+    }
+    this.forwardConditionally({ request, response, url, key, operation, record });
+  }
+
+  /** AWS's checks of a write's checksums (see `integrity`, `objectLock`); a request that passes is forwarded with `body`, its answer amended as AWS's. */
+  private checkIntegrity(arrival: Arrival, body: Buffer): void {
+    const { request, response, url, operation, record } = arrival;
+    const refuse = (status: number, code: string, message: string) => {
+      record(`${status} ${code}`);
+      response.writeHead(status, { "content-type": "application/xml" });
+      response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`);
+    };
+    const headers = request.headers;
+    const md5 = headerValue(headers["content-md5"]);
+    const sha256 = headerValue(headers["x-amz-checksum-sha256"]);
+    const data = operation === "PutObject" || operation === "UploadPart";
+    const uploadId = url.searchParams.get("uploadId") ?? "";
+    if (data && this.objectLock && md5 === undefined && !Object.keys(headers).some((name) => name.startsWith("x-amz-checksum-"))) {
+      const what = operation === "PutObject" ? "Put Object" : "Put Part";
+      return refuse(400, "InvalidRequest", `Content-MD5 OR x-amz-checksum- HTTP header is required for ${what} requests with Object Lock parameters`);
+    }
+    if (this.integrity) {
+      if (md5 !== undefined) {
+        if (Buffer.from(md5, "base64").length !== 16) return refuse(400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
+        if (createHash("md5").update(body).digest("base64") !== md5) return refuse(400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+      }
+      if (sha256 !== undefined && createHash("sha256").update(body).digest("base64") !== sha256) {
+        return refuse(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.");
+      }
+      const signed = headerValue(headers["x-amz-content-sha256"]);
+      if (signed && /^[0-9a-f]{64}$/.test(signed) && createHash("sha256").update(body).digest("hex") !== signed) {
+        return refuse(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.");
+      }
+    }
+    let amend: ((answer: Buffer) => Buffer) | undefined;
+    let echo: Record<string, string> = {};
+    if (this.integrity && operation === "UploadPart") {
+      const upload = this.uploads.get(uploadId);
+      const declared = upload?.algorithm;
+      if (sha256 !== undefined && declared !== "SHA256") {
+        return refuse(400, "InvalidRequest", `Checksum Type mismatch occurred, expected checksum Type: ${declared?.toLowerCase() ?? "null"}, actual checksum Type: sha256`);
+      }
+      if (declared === "SHA256" && sha256 === undefined) return refuse(400, "InvalidRequest", "The upload was created using a sha256 checksum. The part must carry x-amz-checksum-sha256.");
+      if (upload && sha256 !== undefined) upload.parts.set(Number(url.searchParams.get("partNumber")), sha256);
+    }
+    if (this.integrity && sha256 !== undefined && data) echo = { "x-amz-checksum-sha256": sha256 };
+    if (this.integrity && operation === "CreateMultipartUpload") {
+      const algorithm = headerValue(headers["x-amz-checksum-algorithm"])?.toUpperCase();
+      amend = (answer) => {
+        const id = /<UploadId>([^<]*)<\/UploadId>/.exec(answer.toString("utf8"))?.[1];
+        if (id) this.uploads.set(id, { algorithm, parts: new Map() });
+        return answer;
+      };
+    }
+    if (this.integrity && operation === "CompleteMultipartUpload") {
+      const upload = this.uploads.get(uploadId);
+      const text = body.toString("utf8");
+      const parts = [...text.matchAll(/<Part>(.*?)<\/Part>/g)].map(([, part]) => ({
+        number: Number(/<PartNumber>(\d+)<\/PartNumber>/.exec(part)?.[1]),
+        sha256: /<ChecksumSHA256>([^<]*)<\/ChecksumSHA256>/.exec(part)?.[1],
+      }));
+      if (upload?.algorithm === "SHA256") {
+        for (const part of parts) {
+          if (part.sha256 === undefined) {
+            return refuse(400, "InvalidRequest", `The upload was created using a sha256 checksum. The complete request must include the checksum for each part. It was missing for part ${part.number} in the request.`);
+          }
+          if (part.sha256 !== upload.parts.get(part.number)) return refuse(400, "InvalidPart", "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified checksum may not match the part's checksum.");
+        }
+        const composite = createHash("sha256");
+        for (const part of parts) composite.update(Buffer.from(part.sha256!, "base64"));
+        const checksum = `${composite.digest("base64")}-${parts.length}`;
+        amend = (answer) => Buffer.from(answer.toString("utf8").replace(/(<\/ETag>)/, `$1<ChecksumSHA256>${checksum}</ChecksumSHA256><ChecksumType>COMPOSITE</ChecksumType>`));
+      } else if (parts.some((part) => part.sha256 !== undefined)) {
+        return refuse(400, "InvalidRequest", "The upload was not created with a checksum algorithm: its Complete may not carry part checksums.");
+      }
+      // s3rver reads only part numbers and ETags.
+      body = Buffer.from(text.replace(/<ChecksumSHA256>[^<]*<\/ChecksumSHA256>/g, ""));
+    }
+    this.forwardConditionally(arrival, { body, echo, amend });
   }
 
   /** 500 and an error document whose padding goes on while the client reads, counting what got out. */
@@ -279,34 +391,30 @@ export class FaultProxy {
     return undefined;
   }
 
-  private forwardConditionally(
-    request: http.IncomingMessage,
-    response: http.ServerResponse,
-    url: URL,
-    key: string,
-    operation: Operation,
-    record: (outcome: string) => void,
-  ): void {
+  private forwardConditionally(arrival: Arrival, buffered?: Buffered): void {
+    const { request, response, url, key, operation, record } = arrival;
     const conditional = operation === "PutObject" || operation === "CompleteMultipartUpload";
     if (!(this.conditionalWrites && conditional && request.headers["if-none-match"] === "*")) {
       record("forwarded");
-      this.forward(request, response, url, false);
+      this.forward(request, response, url, false, buffered);
       return;
     }
-    request.pause();
+    if (!buffered) request.pause();
     // The object itself, not the upload the query names.
     const head = http.request({ ...this.target(url), path: url.pathname, method: "HEAD", headers: { host: request.headers.host } }, (answer) => {
       answer.resume();
       if (answer.statusCode === 200) {
         record("conditional-412");
-        request.resume();
-        request.on("end", () => {
+        const refuse = () => {
           response.writeHead(412, { "content-type": "application/xml" });
           response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Key>${key}</Key></Error>`);
-        });
+        };
+        if (buffered) return refuse();
+        request.resume();
+        request.on("end", refuse);
       } else {
         record("forwarded");
-        this.forward(request, response, url, false);
+        this.forward(request, response, url, false, buffered);
       }
     });
     head.on("error", () => request.socket.destroy());
@@ -318,17 +426,59 @@ export class FaultProxy {
   }
 
   /** Passes the request to s3rver and its answer back, or cuts the connection once s3rver answered. */
-  private forward(request: http.IncomingMessage, response: http.ServerResponse, url: URL, cutAnswer: boolean): void {
-    const upstream = http.request({ ...this.target(url), method: request.method, headers: request.headers }, (answer) => {
+  private forward(request: http.IncomingMessage, response: http.ServerResponse, url: URL, cutAnswer: boolean, buffered?: Buffered): void {
+    const headers = buffered ? { ...request.headers, "content-length": String(buffered.body.length) } : request.headers;
+    const upstream = http.request({ ...this.target(url), method: request.method, headers }, (answer) => {
       if (cutAnswer) {
         answer.resume();
         answer.on("end", () => request.socket.destroy());
         return;
       }
-      response.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(response);
+      const ok = (answer.statusCode ?? 502) < 300;
+      if (!buffered || !ok) {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+        return;
+      }
+      void readAll(answer).then((text) => {
+        const amended = buffered.amend ? buffered.amend(text) : text;
+        const { "transfer-encoding": _chunked, ...answered } = answer.headers;
+        response.writeHead(answer.statusCode ?? 200, { ...answered, ...buffered.echo, "content-length": String(amended.length) });
+        response.end(amended);
+      });
     });
     upstream.on("error", () => request.socket.destroy());
-    request.pipe(upstream);
+    if (buffered) upstream.end(buffered.body);
+    else request.pipe(upstream);
   }
+}
+
+/** A request as the proxy took it: what it asks for, where to answer, and how to log what was done. */
+interface Arrival {
+  request: http.IncomingMessage;
+  response: http.ServerResponse;
+  url: URL;
+  key: string;
+  operation: Operation;
+  record: (outcome: string) => void;
+}
+
+/** A request whose body the proxy has read: what it forwards, the headers it adds to a 2xx answer, and how it amends that answer's body. */
+interface Buffered {
+  body: Buffer;
+  echo: Record<string, string>;
+  amend?: (answer: Buffer) => Buffer;
+}
+
+function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve(Buffer.concat(chunks)));
+    stream.on("error", reject);
+  });
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

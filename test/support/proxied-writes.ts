@@ -12,7 +12,7 @@ async function main(): Promise<void> {
     // A single-part and a multipart upload: every kind of request the node sends but Abort.
     await sink.putObject(`${prefix}/single`, Buffer.from("one request"), options);
     const uploadId = await sink.createMultipartUpload(`${prefix}/multipart`, options);
-    const etag = await sink.uploadPart(`${prefix}/multipart`, uploadId, 1, Buffer.from("one part"));
+    const { etag } = await sink.uploadPart(`${prefix}/multipart`, uploadId, 1, Buffer.from("one part"));
     await sink.completeMultipartUpload(`${prefix}/multipart`, uploadId, [{ partNumber: 1, etag }]);
     process.stdout.write(`${JSON.stringify({ written: [`${prefix}/single`, `${prefix}/multipart`] })}\n`);
   } catch (error) {

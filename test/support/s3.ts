@@ -49,6 +49,8 @@ export const S3_UNDER_TEST = REAL_S3 ? `a real S3 (${REAL_S3.endpoint})` : "s3rv
 export const TEST_BUCKET = REAL_S3?.bucket ?? "test-bucket";
 /** The keys the node writes with: s3rver's, or the writer's on a real server. */
 export const CREDENTIALS: Credentials = REAL_S3?.writer ?? { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+/** The bucket owner's keys on a real server (undefined on s3rver, which takes any): for buckets the writer's policy does not reach. */
+export const OWNER_CREDENTIALS: Credentials | undefined = REAL_S3?.owner;
 /** A real server verifies signatures, honours If-None-Match, enforces the bucket policy and aborts uploads; s3rver does none of these. */
 export const ON_REAL_S3 = REAL_S3 !== undefined;
 

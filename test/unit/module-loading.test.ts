@@ -39,7 +39,7 @@ describe("module loading", () => {
       await direct.putObject("single", Buffer.from("x"), options);
       result.afterPut = loaded();
       const uploadId = await direct.createMultipartUpload("multi", options);
-      const etag = await direct.uploadPart("multi", uploadId, 1, Buffer.from("part"));
+      const { etag } = await direct.uploadPart("multi", uploadId, 1, Buffer.from("part"));
       result.etag = (await direct.completeMultipartUpload("multi", uploadId, [{ partNumber: 1, etag }])).etag;
       result.afterMultipart = loaded();
       await direct.abortMultipartUpload("multi", "gone").catch((error) => (result.abort = error.name));

@@ -1,13 +1,18 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { StorageClass } from "@aws-sdk/client-s3";
-import { headersWithOverrides, objectHeaders } from "../../nodes/lib/core/object-options";
+import { headersWithOverrides, objectHeaders, objectLockOf, objectLockWithOverride } from "../../nodes/lib/core/object-options";
+import { compositeChecksum, resolveChecksum } from "../../nodes/lib/s3/client";
+import { S3Error } from "../../nodes/lib/s3/errors";
 import {
   STORAGE_CLASSES,
   type ObjectSettings,
   cacheControlProblem,
   contentTypeProblem,
+  integritySettingsProblem,
   kmsKeyIdProblem,
   objectSettingsProblem,
+  retentionMs,
   storageClassProblem,
 } from "../../nodes/lib/core/rules";
 
@@ -92,5 +97,52 @@ describe("object options", () => {
         return true;
       });
     }
+  });
+});
+
+describe("checksum and Object Lock settings", () => {
+  it("reads retention periods in hours, days and years of 365 days, up to 100 years", () => {
+    assert.equal(retentionMs("12h"), 12 * 3_600_000);
+    assert.equal(retentionMs("365d"), 365 * 86_400_000);
+    assert.equal(retentionMs("7y"), 7 * 365 * 86_400_000);
+    for (const text of ["", "0d", "1.5d", "-1d", "365", "1 month", "101y", "1w"]) assert.equal(retentionMs(text), undefined, text);
+  });
+
+  it("auto is sha256 for AWS itself and md5 for any other endpoint", () => {
+    assert.equal(resolveChecksum("auto", ""), "sha256");
+    assert.equal(resolveChecksum(undefined, undefined), "sha256");
+    assert.equal(resolveChecksum("auto", "https://account.r2.cloudflarestorage.com"), "md5");
+    assert.equal(resolveChecksum("sha256", "http://minio:9000"), "sha256");
+    assert.equal(resolveChecksum("none", ""), "none");
+  });
+
+  it("refuses Object Lock with checksum none, naming both settings; a flow without the settings is valid", () => {
+    const none = { checksum: "auto", objectLockMode: "", objectLockRetention: "", objectLockLegalHold: false };
+    assert.equal(integritySettingsProblem(none), undefined);
+    assert.equal(integritySettingsProblem({ ...none, checksum: "none" }), undefined);
+    assert.match(integritySettingsProblem({ ...none, checksum: "none", objectLockMode: "GOVERNANCE", objectLockRetention: "1d" }) ?? "", /^checksum "none" cannot be used with Object Lock \(objectLockMode GOVERNANCE\)/);
+    assert.deepEqual(objectLockOf({ ...none, objectLockMode: "COMPLIANCE", objectLockRetention: "2d", objectLockLegalHold: true }), { mode: "COMPLIANCE", retainForMs: 2 * 86_400_000, legalHold: true });
+    assert.equal(objectLockOf(none), undefined);
+  });
+
+  it("msg.objectLock replaces the config's lock, false removes it, absent keeps it", () => {
+    const base = { mode: "COMPLIANCE" as const, retainForMs: 1000 };
+    assert.equal(objectLockWithOverride(base, undefined, "md5"), base);
+    assert.equal(objectLockWithOverride(base, false, "md5"), undefined);
+    assert.deepEqual(objectLockWithOverride(base, { legalHold: true }, "md5"), { legalHold: true });
+    assert.throws(() => objectLockWithOverride(undefined, { legalHold: true }, "none"), /checksum "none" cannot be used with Object Lock \(msg\.objectLock\.legalHold\)/);
+  });
+
+  it("retries every answer that says the bytes arrived damaged; a missing checksum on a locked bucket is permanent", () => {
+    for (const code of ["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"]) assert.equal(S3Error.fromResponse(400, code, "damaged").retryable, true, code);
+    assert.equal(S3Error.fromResponse(400, "InvalidRequest", "Content-MD5 OR x-amz-checksum- HTTP header is required").retryable, false);
+  });
+
+  it("composes a multipart object's checksum as S3 does: the digest of the parts' digests, -<parts>", () => {
+    const parts = ["one", "two"].map((text, index) => ({ partNumber: index + 1, etag: "", checksum: createHash("sha256").update(text).digest("base64") }));
+    const expected = createHash("sha256").update(Buffer.concat(["one", "two"].map((text) => createHash("sha256").update(text).digest()))).digest("base64");
+    assert.equal(compositeChecksum("sha256", parts), `${expected}-2`);
+    assert.equal(compositeChecksum("sha256", [{ partNumber: 1, etag: "" }]), undefined, "a part without its checksum");
+    assert.equal(compositeChecksum("none", parts), undefined);
   });
 });

@@ -56,7 +56,7 @@ describe("lean SigV4 signer agrees with AWS's own signer (@smithy/signature-v4)"
   const SEED = 0x5eed;
   const CASES = 400;
 
-  it(`gives the same Authorization for ${CASES} randomised PutObject and UploadPart requests`, async () => {
+  it(`gives the same Authorization for ${CASES} randomised PutObject and UploadPart requests, checksums and Object Lock among their headers`, async () => {
     const random = seeded(SEED);
     const pick = <T>(items: readonly T[] | string): T => items[Math.floor(random() * items.length)] as T;
     const text = (alphabet: readonly string[] | string, min: number, max: number): string =>
@@ -83,6 +83,15 @@ describe("lean SigV4 signer agrees with AWS's own signer (@smithy/signature-v4)"
       if (random() < 0.5) headers["cache-control"] = headerValue();
       if (random() < 0.5) headers["x-amz-storage-class"] = pick(["STANDARD", "STANDARD_IA", "GLACIER_IR"]);
       if (random() < 0.5) headers["if-none-match"] = "*";
+      // The checksum of the body (exactly one) and Object Lock, as the config node or msg.objectLock sets them.
+      const checksum = random();
+      if (checksum < 0.35) headers["content-md5"] = createHash("md5").update(payloadHash).digest("base64");
+      else if (checksum < 0.7) headers["x-amz-checksum-sha256"] = Buffer.from(payloadHash, "hex").toString("base64");
+      if (query.uploadId === undefined && random() < 0.4) {
+        headers["x-amz-object-lock-mode"] = pick(["GOVERNANCE", "COMPLIANCE"]);
+        headers["x-amz-object-lock-retain-until-date"] = new Date(Date.UTC(2030, 0, 1) + Math.floor(random() * 1e12)).toISOString().replace(/\.\d{3}Z$/, "Z");
+      }
+      if (query.uploadId === undefined && random() < 0.3) headers["x-amz-object-lock-legal-hold"] = "ON";
       for (let meta = Math.floor(random() * 4); meta > 0; meta--) headers[`x-amz-meta-${text(PLAIN.toLowerCase(), 1, 8)}`] = headerValue();
       const credentials = {
         accessKeyId: text(PLAIN.toUpperCase(), 16, 20),
@@ -109,6 +118,28 @@ describe("lean SigV4 signer agrees with AWS's own signer (@smithy/signature-v4)"
       assert.equal(leanHeaders["x-amz-date"], signed.headers["x-amz-date"], context);
       assert.equal(leanHeaders["x-amz-security-token"], signed.headers["x-amz-security-token"], context);
     }
+  });
+
+  it("signs CreateMultipartUpload with x-amz-checksum-algorithm and Object Lock as AWS does", async () => {
+    const credentials = { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" };
+    const payloadHash = createHash("sha256").update("").digest("hex");
+    const headers: Record<string, string> = {
+      host: "test-bucket.s3.eu-central-1.amazonaws.com",
+      "content-length": "0",
+      "content-type": "application/octet-stream",
+      "x-amz-content-sha256": payloadHash,
+      "x-amz-checksum-algorithm": "SHA256",
+      "x-amz-object-lock-mode": "COMPLIANCE",
+      "x-amz-object-lock-retain-until-date": "2027-12-07T23:45:00Z",
+      "x-amz-object-lock-legal-hold": "ON",
+    };
+    const lean = new RequestSigner("eu-central-1").sign({ method: "POST", path: "/k", query: canonicalQuery({ uploads: "" }), headers: { ...headers }, payloadHash }, credentials, 0);
+    const aws = new SignatureV4({ credentials, region: "eu-central-1", service: "s3", sha256: NodeSha256, uriEscapePath: false, applyChecksum: false });
+    const signed = await aws.sign(
+      { method: "POST", protocol: "https:", hostname: headers.host, path: "/k", query: { uploads: "" }, headers: { ...headers } },
+      { signingDate: new Date(0), signableHeaders: new Set(Object.keys(headers)) },
+    );
+    assert.equal(lean, signed.headers.authorization);
   });
 
   it("folds only spaces and tabs: a value with U+00A0 signs as AWS signs it, different from one with a space", async () => {

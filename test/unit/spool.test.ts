@@ -16,6 +16,9 @@ const write = (index: number, bytes = 10): SpooledWrite => ({
 describe("spool records", () => {
   it("decode what encode wrote, byte for byte", () => {
     assert.deepEqual(decodeRecord(encodeRecord(write(1, 300))), write(1, 300));
+    // A msg's Object Lock goes with it, its retention still counted from the write after a restart.
+    const locked = { ...write(2), objectLock: { mode: "COMPLIANCE" as const, retainForMs: 86_400_000, legalHold: true } };
+    assert.deepEqual(decodeRecord(encodeRecord(locked)), locked);
   });
 
   it("skip a record with a bad checksum, garbage between records and a truncated tail, record by record", () => {

@@ -211,3 +211,82 @@ export function objectSettingsProblem(settings: ObjectSettings): string | undefi
     problem("contentType", contentTypeProblem(contentType))
   );
 }
+
+// Integrity and Object Lock (config node and msg.objectLock; the S3 client sends them).
+
+/** The checksum setting: `auto` is sha256 for AWS itself (no endpoint) and md5 (Content-MD5) for any other endpoint. */
+export const CHECKSUMS = ["auto", "sha256", "md5", "none"] as const;
+
+/** The Object Lock retention modes S3 takes in x-amz-object-lock-mode; "" sends none (the bucket's default retention applies). */
+export const OBJECT_LOCK_MODES = ["", "GOVERNANCE", "COMPLIANCE"] as const;
+
+/** A retention period: a whole number of hours, days or years (a year is 365 days, as S3's default retention counts). */
+const RETENTION = /^([1-9]\d{0,5})\s*([hdy])$/;
+const RETENTION_UNIT_MS: Record<string, number> = { h: 3_600_000, d: 86_400_000, y: 365 * 86_400_000 };
+/** The longest retention taken: 100 years. */
+const MAX_RETENTION_MS = 100 * 365 * 86_400_000;
+
+/** The Object Lock of a config node, as stored in the flow ("" and false = not set). */
+export interface ObjectLockSettings {
+  checksum: string;
+  objectLockMode: string;
+  /** How long from each write the object is retained, e.g. "365d". */
+  objectLockRetention: string;
+  objectLockLegalHold: boolean;
+}
+
+/** A retention period in ms ("365d", "12h", "7y"), or undefined when `text` is none. */
+export function retentionMs(text: string): number | undefined {
+  const match = RETENTION.exec(text.trim());
+  if (!match) return undefined;
+  const ms = Number(match[1]) * RETENTION_UNIT_MS[match[2]];
+  return ms <= MAX_RETENTION_MS ? ms : undefined;
+}
+
+/** Why `text` is not a retention period, or undefined when it is one. */
+export function retentionProblem(text: string): string | undefined {
+  if (retentionMs(text) !== undefined) return undefined;
+  return `"${text}" is not a retention period: a whole number with h (hours), d (days) or y (years of 365 days), e.g. "365d", at most 100 years`;
+}
+
+/** Why `value` is not a checksum setting, or undefined. */
+export function checksumProblem(value: string): string | undefined {
+  if ((CHECKSUMS as readonly string[]).includes(value)) return undefined;
+  return `"${value}" must be one of ${CHECKSUMS.join(", ")}`;
+}
+
+/** Why `mode` is not an Object Lock mode, or undefined ("" is none). */
+export function objectLockModeProblem(mode: string): string | undefined {
+  if ((OBJECT_LOCK_MODES as readonly string[]).includes(mode)) return undefined;
+  return `"${mode}" must be GOVERNANCE or COMPLIANCE (or empty for none)`;
+}
+
+/**
+ * What is wrong with an Object Lock and the checksum it needs, the settings named, or undefined.
+ * `names` says how the settings are called where they come from (the config node's properties, or msg.objectLock's).
+ */
+export function objectLockProblem(
+  lock: { mode: string; retention: string; legalHold: boolean },
+  checksum: string,
+  names = { mode: "objectLockMode", retention: "objectLockRetention", legalHold: "objectLockLegalHold" },
+): string | undefined {
+  const modeProblem = objectLockModeProblem(lock.mode);
+  if (modeProblem) return `${names.mode} ${modeProblem}`;
+  if (lock.mode && !lock.retention) return `${names.retention} is required with ${names.mode} ${lock.mode}: how long from each write the object is retained, e.g. "365d"`;
+  if (lock.retention && !lock.mode) return `${names.retention} needs ${names.mode} GOVERNANCE or COMPLIANCE`;
+  if (lock.retention) {
+    const problem = retentionProblem(lock.retention);
+    if (problem) return `${names.retention} ${problem}`;
+  }
+  if (checksum === "none" && (lock.mode || lock.legalHold)) {
+    return `checksum "none" cannot be used with Object Lock (${lock.mode ? `${names.mode} ${lock.mode}` : `${names.legalHold}`}): S3 refuses writes with Object Lock that carry no checksum; set checksum to auto, sha256 or md5`;
+  }
+  return undefined;
+}
+
+/** What is wrong with a config node's checksum and Object Lock settings, the field named first, or undefined. */
+export function integritySettingsProblem(settings: ObjectLockSettings): string | undefined {
+  const problem = checksumProblem(settings.checksum);
+  if (problem) return `checksum ${problem}`;
+  return objectLockProblem({ mode: settings.objectLockMode, retention: settings.objectLockRetention, legalHold: settings.objectLockLegalHold }, settings.checksum);
+}

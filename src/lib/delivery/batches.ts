@@ -3,12 +3,12 @@ import { gzip } from "node:zlib";
 import { InputError } from "../core/errors";
 import { objectAddress } from "../core/keys";
 import { CONTENT_TYPES, type RecordFields, toBody } from "../core/record";
-import type { ObjectOptions, S3Sink, WriteResult } from "../s3/client";
+import type { ObjectLock, ObjectOptions, S3Sink, WriteResult } from "../s3/client";
 import { S3Error } from "../s3/errors";
 import { type BatchMsg, type BatchPiece, batchRecord, readBatchRecord } from "./batch-records";
 import { BufferPool, sizeClass } from "./buffer-pool";
 import { GzipWriter } from "./gzip";
-import type { WriteOutcome } from "./messages";
+import { type WriteOutcome, withResult } from "./messages";
 import { DEFAULT_PART_SIZE, type ObjectWriter, StreamingUpload } from "./multipart";
 import { type DiskRun, SpillStore, SpillWriteError, readRuns, releaseRun, takeRuns } from "./spill";
 import type { Spool, SpoolEntry, SpooledWrite } from "./spool";
@@ -56,6 +56,8 @@ export interface BatchSettings {
   spillDirectory?: string;
   /** Further object headers (storage class, encryption, …). */
   objectHeaders?: Record<string, string>;
+  /** Object Lock of every batch object (the config node's), its retention counted from the write. */
+  objectLock?: ObjectLock;
   partSize?: number;
 }
 
@@ -806,9 +808,7 @@ export class Batches {
     const result = stored.then(
       async ({ key, written }) => {
         await this.spool?.releaseAll(batch.records ?? []);
-        const outcome: WriteOutcome = { bucket: this.sink.bucket, key, etag: written.etag, bytes: written.bytes, messages: batch.messages };
-        if (written.versionId) outcome.versionId = written.versionId;
-        return outcome;
+        return withResult({ bucket: this.sink.bucket, key, etag: "", bytes: written.bytes, messages: batch.messages }, written);
       },
       async (error: Error) => {
         if (kept(error)) return undefined;
@@ -922,7 +922,7 @@ export class Batches {
   private objectOptions(batch: OpenBatch): ObjectOptions {
     const headers: Record<string, string> = { ...this.settings.objectHeaders, "if-none-match": "*" };
     if (this.gzipped()) headers["content-encoding"] = "gzip";
-    return { contentType: batch.contentType, metadata: objectAddress("batches", this.settings.path, batch.fields).metadata, headers };
+    return { contentType: batch.contentType, metadata: objectAddress("batches", this.settings.path, batch.fields).metadata, headers, objectLock: this.settings.objectLock };
   }
 
   private keyOf(fields: RecordFields): string {

@@ -1,6 +1,6 @@
 import type { Body, RecordFields } from "../core/record";
 import { objectAddress } from "../core/keys";
-import type { S3Sink } from "../s3/client";
+import type { ObjectLock, S3Sink, StoredChecksum, WriteResult } from "../s3/client";
 import { S3Error } from "../s3/errors";
 import { DEFAULT_PART_SIZE, StreamingUpload } from "./multipart";
 import type { SpooledWrite } from "./spool";
@@ -19,6 +19,16 @@ export interface WriteOutcome {
   attempts?: number;
   /** Never-overwrite mode: the key existed already (S3 answered 412), so nothing was written. */
   alreadyWritten?: boolean;
+  /** The stored checksum, e.g. `{ sha256: "…" }` (a multipart upload's ends in `-<parts>`); absent with checksum none. */
+  checksum?: StoredChecksum;
+}
+
+/** `outcome` with what S3 answered: ETag, and version id and checksum when there are. */
+export function withResult(outcome: WriteOutcome, result: WriteResult): WriteOutcome {
+  outcome.etag = result.etag;
+  if (result.versionId) outcome.versionId = result.versionId;
+  if (result.checksum) outcome.checksum = result.checksum;
+  return outcome;
 }
 
 /** The Messages route: every msg becomes one object; a payload over one part is sent as a multipart upload. */
@@ -33,9 +43,11 @@ export class MessageRoute {
   ) {}
 
   /** Derives key and metadata, throwing InputError when they are invalid, before anything is queued or spooled; `headers` are the object headers. */
-  prepare(fields: RecordFields, body: Body, headers: Record<string, string>, msgid: string): SpooledWrite {
+  prepare(fields: RecordFields, body: Body, headers: Record<string, string>, msgid: string, objectLock?: ObjectLock): SpooledWrite {
     const { key, metadata } = objectAddress("messages", this.path, fields);
-    return { msgid, key, contentType: body.contentType, metadata, headers, body: body.bytes };
+    const write: SpooledWrite = { msgid, key, contentType: body.contentType, metadata, headers, body: body.bytes };
+    if (objectLock) write.objectLock = objectLock;
+    return write;
   }
 
   /**
@@ -62,9 +74,8 @@ export class MessageRoute {
     const headers = this.neverOverwrite ? { ...write.headers, "if-none-match": "*" } : write.headers;
     const outcome: WriteOutcome = { bucket: this.sink.bucket, key: write.key, etag: "", bytes: write.body.length, attempts: attempt };
     try {
-      const result = await this.sink.putObject(write.key, write.body, { contentType: write.contentType, metadata: write.metadata, headers });
-      outcome.etag = result.etag;
-      if (result.versionId) outcome.versionId = result.versionId;
+      const result = await this.sink.putObject(write.key, write.body, { contentType: write.contentType, metadata: write.metadata, headers, objectLock: write.objectLock });
+      withResult(outcome, result);
     } catch (error) {
       if (!(this.neverOverwrite && error instanceof S3Error && error.statusCode === 412)) throw error;
       // An earlier attempt (or an earlier run, before a crash) wrote it already.
@@ -75,13 +86,11 @@ export class MessageRoute {
 
   /** Each part goes through the writer on its own (concurrency limit, retries), never refused; a failed upload is aborted. */
   private async putInParts(write: SpooledWrite): Promise<WriteOutcome> {
-    const options = { contentType: write.contentType, metadata: write.metadata, headers: write.headers };
+    const options = { contentType: write.contentType, metadata: write.metadata, headers: write.headers, objectLock: write.objectLock };
     const upload = new StreamingUpload(this.sink, this.writer, write.key, options, this.partSize);
     upload.write(write.body);
     const result = await upload.finish();
-    const outcome: WriteOutcome = { bucket: this.sink.bucket, key: write.key, etag: result.etag, bytes: result.bytes };
-    if (result.versionId) outcome.versionId = result.versionId;
-    return outcome;
+    return withResult({ bucket: this.sink.bucket, key: write.key, etag: "", bytes: result.bytes }, result);
   }
 }
 

@@ -221,8 +221,8 @@ export class StreamingUpload implements ObjectWriter {
         return this.writer.submit(() => this.sink.uploadPart(this.key, uploadId, partNumber, body), { bytes: body.length, countsAsWritten: false, admitted: true });
       })
       .then(
-        (etag) => {
-          this.state.parts.push({ partNumber, etag });
+        (part) => {
+          this.state.parts.push({ partNumber, ...part });
         },
         (error: Error) => this.fail(error),
       )

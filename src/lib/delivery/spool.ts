@@ -1,6 +1,7 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { crc32 } from "node:zlib";
+import type { ObjectLock } from "../s3/client";
 
 /** One write as the spool keeps it: everything needed to repeat it after a restart. */
 export interface SpooledWrite {
@@ -12,6 +13,8 @@ export interface SpooledWrite {
   metadata: Record<string, string>;
   /** Further object headers (storage class, encryption, …). */
   headers: Record<string, string>;
+  /** Object Lock, its retention counted from the write (absent: none). */
+  objectLock?: ObjectLock;
   body: Buffer;
 }
 

@@ -1,12 +1,12 @@
 import type { Node, NodeAPI } from "node-red";
-import { headersWithOverrides } from "../core/object-options";
+import { headersWithOverrides, objectLockWithOverride } from "../core/object-options";
 import { type FieldOptions, type RawFields, toBody, toFields } from "../core/record";
 import { isBatchRecord } from "../delivery/batch-records";
 import { type AcceptReceiver, Intake } from "../delivery/intake";
 import { MessageRoute, type WriteOutcome } from "../delivery/messages";
 import type { Spool } from "../delivery/spool";
 import { WriterClosedError, type Writer } from "../delivery/writer";
-import type { S3Sink } from "../s3/client";
+import type { ObjectLock, S3Sink } from "../s3/client";
 import type { DeliverySettings } from "./egress-settings";
 import type { FieldReader } from "./fields";
 import type { Done, EgressMsg, RouteReport, Send } from "./route";
@@ -23,6 +23,8 @@ export interface MessagesControllerOptions {
   /** The config node's Content-Type ("" = derive from the payload) and object headers. */
   contentType: string;
   objectHeaders: Record<string, string>;
+  /** The config node's Object Lock; msg.objectLock replaces it for one msg. */
+  objectLock?: ObjectLock;
   path: string;
   delivery: DeliverySettings;
   /** With the spool: where it lives. */
@@ -104,14 +106,15 @@ export class MessagesController {
 
   private take(raw: RawFields, delivery: MessageDelivery, arrival: number): void {
     const { msg } = delivery;
-    const { fieldOptions, nextMessageId, contentType, objectHeaders } = this.options;
+    const { fieldOptions, nextMessageId, contentType, objectHeaders, objectLock, sink } = this.options;
     let write;
     try {
       const body = toBody(msg.payload, msg.contentType || contentType);
       // Full by bytes: refused before key and metadata are derived.
       if (this.intake.refuses(body.bytes.length)) return delivery.failed(this.options.writer.fullError());
       const fields = toFields(raw, fieldOptions, { arrival, nextMessageId });
-      write = this.route.prepare(fields, body, headersWithOverrides(objectHeaders, msg), String(msg._msgid));
+      const lock = msg.objectLock === undefined ? objectLock : objectLockWithOverride(objectLock, msg.objectLock, sink.checksum);
+      write = this.route.prepare(fields, body, headersWithOverrides(objectHeaders, msg), String(msg._msgid), lock);
     } catch (error) {
       return delivery.failed(error as Error);
     }

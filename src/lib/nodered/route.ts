@@ -12,6 +12,8 @@ export type EgressMsg = Partial<NodeMessageInFlow> & {
   complete?: unknown;
   storageClass?: unknown;
   cacheControl?: unknown;
+  /** Object Lock for this msg's object (Messages), in place of the config node's. */
+  objectLock?: unknown;
   /** The write's outcome, the node's totals and the writes-in-flight limit it ran under. */
   s3?: WriteOutcome & { totals: DeliveryCounts; concurrency: number };
 };

@@ -23,6 +23,27 @@ export interface SinkSettings {
   /** How errors the user must act on name the config node, e.g. `config node "iot (eu-central-1)" (id 6f1d0c2a)`. */
   owner?: string;
   timing?: Partial<SinkTiming>;
+  /** The checksum every PutObject and UploadPart carries (see resolveChecksum); default `auto`. */
+  checksum?: ChecksumSetting;
+}
+
+/** How a write proves its bytes to S3 beyond the signature: `x-amz-checksum-sha256`, `Content-MD5`, or nothing more. */
+export type ChecksumAlgorithm = "sha256" | "md5" | "none";
+/** As the config node stores it: `auto` is sha256 for AWS itself and md5 for any other endpoint. */
+export type ChecksumSetting = "auto" | ChecksumAlgorithm;
+
+/** The checksum a sink sends: `auto` is sha256 for AWS (no endpoint), md5 for an S3-compatible store (which may not implement flexible checksums). */
+export function resolveChecksum(setting: ChecksumSetting | undefined, endpoint: string | undefined): ChecksumAlgorithm {
+  if (setting === "sha256" || setting === "md5" || setting === "none") return setting;
+  return endpoint ? "md5" : "sha256";
+}
+
+/** Object Lock for one object: a retention mode with its period counted from the write, and a legal hold. */
+export interface ObjectLock {
+  mode?: "GOVERNANCE" | "COMPLIANCE";
+  /** With `mode`: the object is retained until this long after the request. */
+  retainForMs?: number;
+  legalHold?: boolean;
 }
 
 export interface ObjectOptions {
@@ -31,17 +52,26 @@ export interface ObjectOptions {
   metadata: Record<string, string>;
   /** Further request headers: storage class, encryption, cache control, content encoding. */
   headers?: Record<string, string>;
+  /** Object Lock headers, made at each request (the retention counts from the write). */
+  objectLock?: ObjectLock;
 }
+
+/** A stored object's checksum by algorithm, base64: `{ sha256 }` or `{ md5 }`; a multipart upload's composite ends in `-<parts>`. */
+export type StoredChecksum = { sha256: string } | { md5: string };
 
 export interface WriteResult {
   /** As S3 returns it, quoted. */
   etag: string;
   versionId?: string;
+  /** The checksum S3 answered (or, from a store that echoes none, the one it accepted); absent with checksum `none`. */
+  checksum?: StoredChecksum;
 }
 
 export interface CompletedPart {
   partNumber: number;
   etag: string;
+  /** The part's checksum as sent (base64), for CompleteMultipartUpload and the object's composite checksum. */
+  checksum?: string;
 }
 
 interface Target {
@@ -119,6 +149,8 @@ interface Answer {
   statusCode: number;
   headers: http.IncomingHttpHeaders;
   body: string;
+  /** The checksum the request carried (base64), when it carried one. */
+  sentChecksum?: string;
 }
 
 /** A 2xx answer, or an error: not 2xx, or a 2xx whose body is an <Error> (CompleteMultipartUpload can fail after S3 answered 200). */
@@ -130,10 +162,14 @@ interface RequestOptions {
   readsAnswer?: boolean;
   /** Overall deadline, instead of the data requests' (deadlineMs plus the body's time at slowBytesPerSecond). */
   deadlineMs?: number;
+  /** Send the sink's checksum of the body (PutObject, UploadPart). */
+  checksummed?: boolean;
 }
 
 /** PutObject's and UploadPart's options: shared, so the hot path allocates none. */
-const DATA_REQUEST: RequestOptions = Object.freeze({});
+const DATA_REQUEST: RequestOptions = Object.freeze({ checksummed: true });
+/** The control calls' default (AbortMultipartUpload): no checksum, the data requests' deadline. */
+const CONTROL_REQUEST: RequestOptions = Object.freeze({});
 
 const EMPTY_BODY = Buffer.alloc(0);
 
@@ -143,7 +179,9 @@ const EMPTY_BODY = Buffer.alloc(0);
  * key cached per day) over one keep-alive agent, which costs a fraction of the AWS SDK client's
  * middleware stack per request. The SDK is loaded only for the default credential chain, when
  * the config node has no keys. Each request is signed with the SHA-256 of its body, which S3
- * verifies, so no other checksum is sent and S3-compatible stores need none. Requests honour
+ * verifies in transit; PutObject and UploadPart also carry the sink's checksum, which S3 stores
+ * (and buckets with Object Lock require): that same SHA-256 as x-amz-checksum-sha256, hashed
+ * once for both, or Content-MD5. Requests honour
  * HTTPS_PROXY / HTTP_PROXY / NO_PROXY, follow 307 redirects, sign with S3's clock once a
  * RequestTimeTooSkewed answer told it, and have an overall deadline.
  */
@@ -166,6 +204,8 @@ export class S3Sink {
   private readonly origin: URL;
   private readonly agent: http.Agent;
   private readonly timing: SinkTiming;
+  /** What PutObject and UploadPart carry beyond the signature's x-amz-content-sha256. */
+  readonly checksum: ChecksumAlgorithm;
 
   constructor(
     settings: SinkSettings,
@@ -175,6 +215,7 @@ export class S3Sink {
     this.region = settings.region;
     this.owner = settings.owner ?? "the s3-egress-config node";
     this.timing = { ...DEFAULT_TIMING, ...settings.timing };
+    this.checksum = resolveChecksum(settings.checksum, settings.endpoint);
     this.target = resolveTarget(settings);
     this.origin = new URL(`${this.target.protocol}//${this.target.host}/`);
     this.signer = new RequestSigner(settings.region);
@@ -200,19 +241,26 @@ export class S3Sink {
   }
 
   async putObject(key: string, body: Buffer, options: ObjectOptions): Promise<WriteResult> {
-    const response = await this.send("PUT", key, {}, objectHeaders(options), body);
-    return { etag: requireEtag(response.headers), versionId: headerText(response.headers["x-amz-version-id"]) };
+    const response = await this.send("PUT", key, {}, this.objectHeaders(options), body, DATA_REQUEST);
+    const result: WriteResult = { etag: requireEtag(response.headers), versionId: headerText(response.headers["x-amz-version-id"]) };
+    const checksum = this.storedChecksum(headerText(response.headers["x-amz-checksum-sha256"]), response.sentChecksum);
+    if (checksum) result.checksum = checksum;
+    return result;
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<string> {
-    const response = await this.send("PUT", key, { partNumber: String(partNumber), uploadId }, {}, body);
-    return requireEtag(response.headers);
+  /** One part: its ETag and the checksum it carried. */
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<Omit<CompletedPart, "partNumber">> {
+    const response = await this.send("PUT", key, { partNumber: String(partNumber), uploadId }, {}, body, DATA_REQUEST);
+    const etag = requireEtag(response.headers);
+    return response.sentChecksum === undefined ? { etag } : { etag, checksum: response.sentChecksum };
   }
 
   async createMultipartUpload(key: string, options: ObjectOptions): Promise<string> {
-    const headers = objectHeaders(options);
+    const headers = this.objectHeaders(options);
     // S3 takes conditions on CompleteMultipartUpload, where the object comes into being, not here.
     delete headers["if-none-match"];
+    // Parts may carry only the checksum their upload declared.
+    if (this.checksum === "sha256") headers["x-amz-checksum-algorithm"] = "SHA256";
     const answer = await this.send("POST", key, { uploads: "" }, headers, EMPTY_BODY, { readsAnswer: true });
     const uploadId = xmlElement(answer.body, "UploadId");
     if (!uploadId) throw new S3Error("MalformedResponse", "CreateMultipartUpload returned no UploadId", answer.statusCode, true);
@@ -223,11 +271,15 @@ export class S3Sink {
   async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], ifNoneMatch = false): Promise<WriteResult> {
     const headers: Record<string, string> = { "content-type": "application/xml" };
     if (ifNoneMatch) headers["if-none-match"] = "*";
-    const answer = await this.send("POST", key, { uploadId }, headers, Buffer.from(completeMultipartXml(parts), "utf8"), {
+    const sha256 = this.checksum === "sha256";
+    const answer = await this.send("POST", key, { uploadId }, headers, Buffer.from(completeMultipartXml(parts, sha256), "utf8"), {
       readsAnswer: true,
       deadlineMs: this.timing.completeDeadlineMs,
     });
-    return { etag: xmlElement(answer.body, "ETag") ?? "", versionId: headerText(answer.headers["x-amz-version-id"]) };
+    const result: WriteResult = { etag: xmlElement(answer.body, "ETag") ?? "", versionId: headerText(answer.headers["x-amz-version-id"]) };
+    const checksum = this.storedChecksum(xmlElement(answer.body, "ChecksumSHA256"), compositeChecksum(this.checksum, parts));
+    if (checksum) result.checksum = checksum;
+    return result;
   }
 
   async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
@@ -237,6 +289,27 @@ export class S3Sink {
   destroy(): void {
     this.agent.destroy();
     this.sdkClient?.destroy();
+  }
+
+  /** The object headers of `options`, Object Lock's among them, its retention counted from now (S3's time). */
+  private objectHeaders(options: ObjectOptions): Record<string, string> {
+    const headers: Record<string, string> = { "content-type": options.contentType, ...options.headers };
+    for (const [name, value] of Object.entries(options.metadata)) headers[`x-amz-meta-${name}`] = value;
+    const lock = options.objectLock;
+    if (!lock) return headers;
+    if (lock.mode && lock.retainForMs) {
+      headers["x-amz-object-lock-mode"] = lock.mode;
+      headers["x-amz-object-lock-retain-until-date"] = new Date(Date.now() + this.clockOffset + lock.retainForMs).toISOString().replace(/\.\d{3}Z$/, "Z");
+    }
+    if (lock.legalHold) headers["x-amz-object-lock-legal-hold"] = "ON";
+    return headers;
+  }
+
+  /** A write's checksum as `msg.s3` reports it: what S3 answered, else what it accepted (`sent`); none without one. */
+  private storedChecksum(answered: string | undefined, sent: string | undefined): StoredChecksum | undefined {
+    if (this.checksum === "sha256") return answered || sent ? { sha256: (answered || sent)! } : undefined;
+    if (this.checksum === "md5" && sent) return { md5: sent };
+    return undefined;
   }
 
   /** The SDK client, made on first use; only its default credential chain is used. */
@@ -251,14 +324,17 @@ export class S3Sink {
     query: Record<string, string>,
     headers: Record<string, string>,
     body: Buffer,
-    options: RequestOptions = DATA_REQUEST,
+    options: RequestOptions = CONTROL_REQUEST,
   ): Promise<Answer> {
     let target = this.target;
     let path = target.basePath + encodeKey(key);
     const search = canonicalQuery(query);
-    const payloadHash = createHash("sha256").update(body).digest("hex");
+    // One SHA-256 of the body for the signature and, as x-amz-checksum-sha256, the stored checksum.
+    const digest = createHash("sha256").update(body).digest();
+    const payloadHash = digest.toString("hex");
     headers["content-length"] = String(body.length);
     headers["x-amz-content-sha256"] = payloadHash;
+    const sentChecksum = options.checksummed ? this.addChecksum(headers, body, digest) : undefined;
     let redirects = 0;
     let skewCorrected = false;
     let refreshed = false;
@@ -270,7 +346,10 @@ export class S3Sink {
       const signedWithOffset = this.clockOffset;
       headers.authorization = this.signer.sign({ method, path, query: search, headers, payloadHash }, credentials, Date.now() + signedWithOffset);
       const answer = await this.exchange(method, target, search ? `${path}?${search}` : path, headers, body, options);
-      if (!("error" in answer)) return answer;
+      if (!("error" in answer)) {
+        if (sentChecksum !== undefined) answer.sentChecksum = sentChecksum;
+        return answer;
+      }
       const { error } = answer;
       const failure = S3Error.fromResponse(error.statusCode, xmlElement(error.body, "Code"), xmlElement(error.body, "Message"));
       const location = headerText(error.headers.location);
@@ -292,6 +371,13 @@ export class S3Sink {
       }
       throw this.explained(failure, error.headers, xmlElement(error.body, "Region") ?? xmlElement(error.body, "Endpoint"));
     }
+  }
+
+  /** Adds the sink's checksum of `body` to `headers` (exactly one: R2 refuses Content-MD5 beside another) and returns it, base64. */
+  private addChecksum(headers: Record<string, string>, body: Buffer, sha256: Buffer): string | undefined {
+    if (this.checksum === "sha256") return (headers["x-amz-checksum-sha256"] = sha256.toString("base64"));
+    if (this.checksum === "md5") return (headers["content-md5"] = createHash("md5").update(body).digest("base64"));
+    return undefined;
   }
 
   /** One request and its answer; only network failures (and a 2xx body too long to be S3's) reject. */
@@ -458,17 +544,26 @@ export function encodeKey(key: string): string {
 /** A key of RFC 3986 unreserved characters and "/" only, which its canonical URI keeps as they are. */
 const KEY_WITHOUT_ESCAPES = /^[A-Za-z0-9\-._~/]*$/;
 
-function objectHeaders(options: ObjectOptions): Record<string, string> {
-  const headers: Record<string, string> = { "content-type": options.contentType, ...options.headers };
-  for (const [name, value] of Object.entries(options.metadata)) headers[`x-amz-meta-${name}`] = value;
-  return headers;
+/** The CompleteMultipartUpload request body: each part's number and ETag (and, `sha256`, its checksum, which S3 then requires), in the order given. */
+function completeMultipartXml(parts: CompletedPart[], sha256: boolean): string {
+  let xml = '<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">';
+  for (const part of parts) {
+    const checksum = sha256 && part.checksum ? `<ChecksumSHA256>${part.checksum}</ChecksumSHA256>` : "";
+    xml += `<Part><PartNumber>${part.partNumber}</PartNumber><ETag>${escapeXml(part.etag)}</ETag>${checksum}</Part>`;
+  }
+  return `${xml}</CompleteMultipartUpload>`;
 }
 
-/** The CompleteMultipartUpload request body: each part's number and ETag, in the order given. */
-function completeMultipartXml(parts: CompletedPart[]): string {
-  let xml = '<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">';
-  for (const part of parts) xml += `<Part><PartNumber>${part.partNumber}</PartNumber><ETag>${escapeXml(part.etag)}</ETag></Part>`;
-  return `${xml}</CompleteMultipartUpload>`;
+/**
+ * A multipart object's checksum as S3 composes it: the digest of the parts' digests, in part order,
+ * base64, then "-" and the number of parts (for MD5 that is the multipart ETag's value, base64).
+ * Undefined when a part carried none.
+ */
+export function compositeChecksum(algorithm: ChecksumAlgorithm, parts: CompletedPart[]): string | undefined {
+  if (algorithm === "none" || parts.length === 0 || parts.some((part) => !part.checksum)) return undefined;
+  const hash = createHash(algorithm);
+  for (const part of parts) hash.update(Buffer.from(part.checksum!, "base64"));
+  return `${hash.digest("base64")}-${parts.length}`;
 }
 
 function requireEtag(headers: http.IncomingHttpHeaders): string {

@@ -8,7 +8,10 @@ const TRANSIENT_CODES = new Set([
   "RequestTimeout",
   "RequestTimeoutException",
   "IncompleteBody",
+  // A checksum that does not match the bytes S3 got (Content-MD5, x-amz-checksum-*, the signed SHA-256):
+  // damaged on the way, never stored; the body is sent again.
   "BadDigest",
+  "InvalidDigest",
   "XAmzContentSHA256Mismatch",
   "IncompleteMessage",
   // A conditional write raced another one for the same key: S3 asks to retry.
