@@ -100,15 +100,13 @@ export = function (RED: NodeAPI): void {
     this.sink = sink;
     // Nodes using the sink close at the same time as this one; they may still be finishing writes.
     this.on("close", (done: () => void) => {
-      const giveUp = setTimeout(finish, USERS_CLOSE_WAIT_MS);
-      const check = setInterval(() => users.empty && finish(), 50);
-      function finish(): void {
+      let giveUp: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => (giveUp = setTimeout(resolve, USERS_CLOSE_WAIT_MS)));
+      void Promise.race([users.emptied(), timedOut]).then(() => {
         clearTimeout(giveUp);
-        clearInterval(check);
         sink.destroy();
         done();
-      }
-      if (users.empty) finish();
+      });
     });
   }
 

@@ -169,6 +169,23 @@ describe("concurrency limits of one config node", () => {
     assert.deepEqual(sockets, [shared, shared + 4]);
   });
 
+  it("tells when its last user has left (the config node closes then, without polling)", async () => {
+    const registry = new LimitRegistry(() => undefined, new AdaptiveLimit(new FakeClock().now));
+    let emptied = false;
+    await registry.emptied();
+    const first = {};
+    const second = {};
+    registry.register(first, "auto");
+    registry.register(second, 8);
+    void registry.emptied().then(() => (emptied = true));
+    registry.unregister(first);
+    await Promise.resolve();
+    assert.equal(emptied, false, "one user is left");
+    registry.unregister(second);
+    await Promise.resolve();
+    assert.equal(emptied, true);
+  });
+
   it("the socket pool follows the shared limit as it moves", () => {
     const clock = new FakeClock();
     const shared = new AdaptiveLimit(clock.now);

@@ -199,6 +199,7 @@ export class AdaptiveLimit extends Slots {
  */
 export class LimitRegistry {
   private readonly users = new Map<object, ConcurrencyLimit>();
+  private emptiedWaiters: (() => void)[] = [];
   private sockets = 0;
 
   constructor(
@@ -208,8 +209,10 @@ export class LimitRegistry {
     shared.subscribe(() => this.resize());
   }
 
-  get empty(): boolean {
-    return this.users.size === 0;
+  /** Resolves once no user is registered (at once when none is). */
+  emptied(): Promise<void> {
+    if (this.users.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.emptiedWaiters.push(resolve));
   }
 
   register(user: object, setting: ConcurrencySetting): ConcurrencyLimit {
@@ -222,6 +225,9 @@ export class LimitRegistry {
   unregister(user: object): void {
     this.users.delete(user);
     this.resize();
+    if (this.users.size > 0) return;
+    for (const resolve of this.emptiedWaiters) resolve();
+    this.emptiedWaiters = [];
   }
 
   private resize(): void {
