@@ -246,13 +246,20 @@ export class Batches {
     return this.spool?.pending ?? 0;
   }
 
-  /** From now on every msg is recorded in `spool` first. Replays the records found there, oldest first; returns how many. */
+  /**
+   * From now on every msg is recorded in `spool` first. Replays the records found there, oldest
+   * first; returns how many. The rebuilt batches' idle time counts from now: while the node was
+   * down (a restart, a crash) their devices could not send, so a restart longer than the idle
+   * timeout does not complete them at once and split them from the device's next msgs.
+   */
   async resume(spool: Spool): Promise<number> {
     this.spool = spool;
     this.replaying = true;
     try {
       return await this.replay(spool);
     } finally {
+      const now = Date.now() - this.clockBase;
+      for (const batch of this.open.values()) batch.lastMessageAt = now;
       this.replaying = false;
     }
   }
