@@ -209,6 +209,31 @@ describe("open batches within the memory budget (Batch memory)", function () {
     assert.deepEqual(readdirSync(spoolDirectory).filter((name) => name.endsWith(".seg")), [], "every record released");
   });
 
+  it("a msg that arrives after the open batches were let go (a node closing with the spool) stays in the spool and joins its batch at the next start", async () => {
+    const spoolDirectory = path.join(directory, "spool");
+    const events = new Events();
+    const spool = await Spool.open(spoolDirectory, () => undefined, { owns: isBatchRecord });
+    const first = new Batches(sink, new Writer(new FixedLimit(16)), settingsOf({ concatenation: "newline" }), events.handlers);
+    await first.resume(spool);
+    const lines = [0, 1, 2].map((index) => Buffer.from(`line ${index}`));
+    await join(first, msgOf(0, lines[0]));
+    await join(first, msgOf(0, lines[1]));
+    await first.suspend();
+    // Still on its way when the node closed: it completes the batch, but not alone under the batch's key.
+    assert.deepEqual(await join(first, msgOf(0, lines[2], true)), { held: true });
+    await spool.close();
+    assert.deepEqual(await s3.keys(), [], "nothing written while closing");
+
+    const reopened = await Spool.open(spoolDirectory, () => undefined, { owns: isBatchRecord });
+    const second = new Batches(sink, new Writer(new FixedLimit(16)), settingsOf({ concatenation: "newline" }), events.handlers);
+    assert.equal(await second.resume(reopened), 3);
+    await second.close();
+    await reopened.close();
+    assert.deepEqual(events.failed, []);
+    assert.deepEqual(await s3.keys(), [keyOf(0)]);
+    assert.equal((await s3.get(keyOf(0))).body.toString(), "line 0\nline 1\nline 2");
+  });
+
   it("writes 400 batches completing at once (a close without the spool) with memory within the budget", async () => {
     const spill = path.join(directory, "spill");
     const batches = new Batches(sink, new Writer(new FixedLimit(64)), settingsOf({ spillDirectory: spill }), new Events().handlers);

@@ -194,6 +194,8 @@ export class Batches {
   private readonly partSize: number;
   private readonly clockBase = Date.now();
   private spool: Spool | undefined;
+  /** Suspended or closed: msgs delivered after that open no batch (they would complete alone, or never). */
+  private closed = false;
   /** While the spool is replayed, records carry their original (old) arrival times: no batch is idle yet. */
   private replaying = false;
   private readonly sweeper: NodeJS.Timeout | undefined;
@@ -299,12 +301,19 @@ export class Batches {
   accept(msg: BatchMsg): Admission | Promise<Admission> {
     const piece = this.check(msg);
     const spool = this.spool;
+    if (this.closed) {
+      // Delivered after the node began to close (Node-RED delivers msgs already on their way): kept in
+      // the spool, it joins its batch at the next start; without one it is refused, never held in vain.
+      if (!spool) throw new WriterClosedError();
+      return spool.append(batchRecord(msg, piece)).then(() => HELD);
+    }
     if (!spool) return this.place(msg, piece, undefined);
     return spool.append(batchRecord(msg, piece)).then((entry) => this.place(msg, piece, entry));
   }
 
   /** Completes every open batch and waits for all completions (failures are reported through the events). */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.sweeper);
     for (const batch of [...this.open.values()]) this.finish(batch, "close");
     await Promise.allSettled([...this.completing]);
@@ -315,6 +324,7 @@ export class Batches {
    * are rebuilt from it at the next start. Waits for completions already under way.
    */
   async suspend(): Promise<void> {
+    this.closed = true;
     clearInterval(this.sweeper);
     // A multipart upload under way is aborted: the batch is uploaded again from the spool.
     const reason = new Error("the node closed; the batch is kept in the spool");
