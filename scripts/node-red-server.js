@@ -41,7 +41,11 @@ async function startNodeRed(RED, { userDir, port, logLevel = "info", settings = 
     port: server.address().port,
     stop: async () => {
       await RED.stop();
-      await new Promise((resolve) => server.close(resolve));
+      // As Node-RED's own red.js exits once the flows are stopped: keep-alive connections (a load
+      // balancer's) are closed too, instead of being served 404s until their client hangs up.
+      const closed = new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      await closed;
     },
   };
 }

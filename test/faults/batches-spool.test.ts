@@ -44,6 +44,24 @@ describe("faults: open batches kept in the spool across a redeploy, Batch Comple
     assert.deepEqual(segments(), [], "every record released once its batch was written");
   });
 
+  it("a node down for longer than the idle timeout: its rebuilt batches get the idle timeout again from the restart, so the device's next msgs join them", async () => {
+    const { s3 } = context;
+    const settings = { input: "batches", concatenation: "newline", spool: true, idleTimeout: 1 };
+    flow = await EgressFlow.load(s3.endpoint, settings);
+    const robot = { streamGroup: "g", stream: "s", deviceId: "robot", batchId: "b1" };
+    for (const index of range(3)) await flow.join({ ...robot, payload: `line ${index}` });
+    await EgressFlow.unload();
+    // Down for 1.5 s (more than the idle timeout), and the device is back half a second after the restart.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    flow = await EgressFlow.load(s3.endpoint, settings);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const index of [3, 4]) await flow.join({ ...robot, payload: `line ${index}` });
+    await flow.write({ ...robot, payload: "line 5", complete: true });
+    const key = "batches/g/s/robot/b1";
+    assert.deepEqual(await s3.keys(), [key], "one object, no continuation key");
+    assert.equal((await s3.get(key)).body.toString(), range(6).map((index) => `line ${index}`).join("\n"));
+  });
+
   it("a batch streaming as a multipart upload: the redeploy aborts the upload, the new node uploads the whole batch again", async () => {
     const { s3, proxy } = context;
     flow = await EgressFlow.load(proxy.endpoint, { input: "batches", concatenation: "plain", spool: true });

@@ -171,11 +171,16 @@ describe("open batches within the memory budget (Batch memory)", function () {
     await assertStored(raw, (body) => gunzipSync(body));
   });
 
+  /** Newline-joined batches and the spool in `<directory>/spool` they will use (opened as a node's start opens it; not resumed yet). */
+  async function spooledBatches(events: Events): Promise<{ spool: Spool; batches: Batches }> {
+    const spool = await Spool.open(path.join(directory, "spool"), () => undefined, { owns: isBatchRecord });
+    return { spool, batches: new Batches(sink, new Writer(new FixedLimit(16)), settingsOf({ concatenation: "newline" }), events.handlers) };
+  }
+
   it("with the spool, holds open batches' bytes once (in its records), rebuilds them after a restart within the budget, and writes each once", async () => {
     const spoolDirectory = path.join(directory, "spool");
     const events = new Events();
-    const spool = await Spool.open(spoolDirectory, () => undefined, { owns: isBatchRecord });
-    const first = new Batches(sink, new Writer(new FixedLimit(16)), settingsOf({ concatenation: "newline" }), events.handlers);
+    const { spool, batches: first } = await spooledBatches(events);
     await first.resume(spool);
     const { expected, peak } = await feed(first, 50, 24, 6 * KiB, "\n");
     assert.ok(peak <= BUDGET + 6 * KiB, `memory peaked at ${peak} bytes, budget ${BUDGET}`);
@@ -185,8 +190,7 @@ describe("open batches within the memory budget (Batch memory)", function () {
     await first.suspend();
     await spool.close();
 
-    const reopened = await Spool.open(spoolDirectory, () => undefined, { owns: isBatchRecord });
-    const second = new Batches(sink, new Writer(new FixedLimit(16)), settingsOf({ concatenation: "newline" }), events.handlers);
+    const { spool: reopened, batches: second } = await spooledBatches(events);
     let rebuildPeak = 0;
     const sampler = setInterval(() => (rebuildPeak = Math.max(rebuildPeak, second.bufferedBytes)), 1);
     assert.equal(await second.resume(reopened), 50 * 24);
@@ -207,6 +211,28 @@ describe("open batches within the memory budget (Batch memory)", function () {
     await second.close();
     await reopened.close();
     assert.deepEqual(readdirSync(spoolDirectory).filter((name) => name.endsWith(".seg")), [], "every record released");
+  });
+
+  it("a msg that arrives after the open batches were let go (a node closing with the spool) stays in the spool and joins its batch at the next start", async () => {
+    const events = new Events();
+    const { spool, batches: first } = await spooledBatches(events);
+    await first.resume(spool);
+    const lines = [0, 1, 2].map((index) => Buffer.from(`line ${index}`));
+    await join(first, msgOf(0, lines[0]));
+    await join(first, msgOf(0, lines[1]));
+    await first.suspend();
+    // Still on its way when the node closed: it completes the batch, but not alone under the batch's key.
+    assert.deepEqual(await join(first, msgOf(0, lines[2], true)), { held: true });
+    await spool.close();
+    assert.deepEqual(await s3.keys(), [], "nothing written while closing");
+
+    const { spool: reopened, batches: second } = await spooledBatches(events);
+    assert.equal(await second.resume(reopened), 3);
+    await second.close();
+    await reopened.close();
+    assert.deepEqual(events.failed, []);
+    assert.deepEqual(await s3.keys(), [keyOf(0)]);
+    assert.equal((await s3.get(keyOf(0))).body.toString(), "line 0\nline 1\nline 2");
   });
 
   it("writes 400 batches completing at once (a close without the spool) with memory within the budget", async () => {

@@ -84,7 +84,8 @@ const MAX_LIFETIME_MS = 180_000;
 /**
  * An HTTP proxy on a free loopback port in front of s3rver, with scriptable faults. It also
  * emulates `If-None-Match: *` on PutObject and CompleteMultipartUpload (s3rver ignores it) when
- * `conditionalWrites` is on, by asking s3rver whether the key exists first.
+ * `conditionalWrites` is on, by asking s3rver whether the key exists first (one conditional write
+ * per key at a time, so two writers racing for a key get one 200 and one 412, as from S3).
  */
 export class FaultProxy {
   readonly seen: SeenRequest[] = [];
@@ -101,12 +102,17 @@ export class FaultProxy {
   objectLock = false;
   /** The checksum algorithm each multipart upload declared, and its parts' SHA-256 checksums (base64). */
   private readonly uploads = new Map<string, { algorithm?: string; parts: Map<number, string> }>();
+  /** When on, the SHA-256 of every PutObject body s3rver accepted, by key, in order: what each key held over time. */
+  recordWrites = false;
+  readonly writes = new Map<string, string[]>();
   /** Most connections open at once, to check the socket pool bound. */
   peakConnections = 0;
   /** Bytes of each endless error body the proxy got out before the client hung up. */
   readonly endlessBytes: number[] = [];
   private rules: (FaultRule & { matched: number; applied: number })[] = [];
   private readonly sockets = new Set<Socket>();
+  /** The last conditional write of each key still under way: the next one waits for it. */
+  private readonly conditionalTails = new Map<string, Promise<void>>();
   private readonly lifetime: NodeJS.Timeout;
   /** Its own keep-alive pool to s3rver, closed with the proxy so s3rver can stop at once. */
   private readonly upstreamAgent = new http.Agent({ keepAlive: true });
@@ -115,6 +121,7 @@ export class FaultProxy {
   private constructor(
     private readonly server: http.Server,
     private readonly upstream: URL,
+    lifetimeMs: number,
   ) {
     server.on("request", (request, response) => this.handle(request, response));
     server.on("connection", (socket) => {
@@ -122,12 +129,13 @@ export class FaultProxy {
       this.peakConnections = Math.max(this.peakConnections, this.sockets.size);
       socket.on("close", () => this.sockets.delete(socket));
     });
-    this.lifetime = setTimeout(() => void this.stop(), MAX_LIFETIME_MS);
+    this.lifetime = setTimeout(() => void this.stop(), lifetimeMs);
     this.lifetime.unref();
   }
 
-  static async start(upstream: string): Promise<FaultProxy> {
-    const proxy = new FaultProxy(http.createServer({ keepAliveTimeout: 5_000 }), new URL(upstream));
+  /** `lifetimeMs`: when the proxy closes itself (default 3 minutes). */
+  static async start(upstream: string, lifetimeMs = MAX_LIFETIME_MS): Promise<FaultProxy> {
+    const proxy = new FaultProxy(http.createServer({ keepAliveTimeout: 5_000 }), new URL(upstream), lifetimeMs);
     await proxy.listen(0);
     return proxy;
   }
@@ -149,6 +157,8 @@ export class FaultProxy {
     this.integrity = false;
     this.objectLock = false;
     this.uploads.clear();
+    this.recordWrites = false;
+    this.writes.clear();
     this.peakConnections = this.sockets.size;
   }
 
@@ -258,11 +268,11 @@ export class FaultProxy {
         return;
       case "latency":
         record(`latency ${action.ms}`);
-        setTimeout(() => this.forward(request, response, url, false), action.ms);
+        setTimeout(() => this.forward(request, response, url, { key, operation }), action.ms);
         return;
       case "reset-after":
         record("reset-after");
-        this.forward(request, response, url, true);
+        this.forward(request, response, url, { key, operation, cutAnswer: true });
         return;
       case "no-content":
         record("no-content");
@@ -396,39 +406,61 @@ export class FaultProxy {
     const conditional = operation === "PutObject" || operation === "CompleteMultipartUpload";
     if (!(this.conditionalWrites && conditional && request.headers["if-none-match"] === "*")) {
       record("forwarded");
-      this.forward(request, response, url, false, buffered);
+      this.forward(request, response, url, { key, operation, buffered });
       return;
     }
     if (!buffered) request.pause();
-    // The object itself, not the upload the query names.
-    const head = http.request({ ...this.target(url), path: url.pathname, method: "HEAD", headers: { host: request.headers.host } }, (answer) => {
-      answer.resume();
-      if (answer.statusCode === 200) {
-        record("conditional-412");
-        const refuse = () => {
-          response.writeHead(412, { "content-type": "application/xml" });
-          response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Key>${key}</Key></Error>`);
-        };
-        if (buffered) return refuse();
-        request.resume();
-        request.on("end", refuse);
-      } else {
-        record("forwarded");
-        this.forward(request, response, url, false, buffered);
-      }
+    // One conditional write per key at a time: this one starts when the previous one has its answer.
+    const previous = this.conditionalTails.get(key) ?? Promise.resolve();
+    let settle!: () => void;
+    const tail = previous.then(() => new Promise<void>((resolve) => (settle = resolve)));
+    this.conditionalTails.set(key, tail);
+    void tail.then(() => {
+      if (this.conditionalTails.get(key) === tail) this.conditionalTails.delete(key);
     });
-    head.on("error", () => request.socket.destroy());
-    head.end();
+    response.once("close", () => settle());
+    void previous.then(() => {
+      // The object itself, not the upload the query names.
+      const head = http.request({ ...this.target(url), path: url.pathname, method: "HEAD", headers: { host: request.headers.host } }, (answer) => {
+        answer.resume();
+        if (answer.statusCode === 200) {
+          record("conditional-412");
+          const refuse = () => {
+            response.writeHead(412, { "content-type": "application/xml" });
+            response.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Key>${key}</Key></Error>`);
+          };
+          if (buffered) return refuse();
+          request.resume();
+          request.on("end", refuse);
+        } else {
+          record("forwarded");
+          this.forward(request, response, url, { key, operation, buffered });
+        }
+      });
+      head.on("error", () => request.socket.destroy());
+      head.end();
+    });
   }
 
   private target(url: URL): http.RequestOptions {
     return { hostname: this.upstream.hostname, port: this.upstream.port, path: url.pathname + url.search, agent: this.upstreamAgent };
   }
 
-  /** Passes the request to s3rver and its answer back, or cuts the connection once s3rver answered. */
-  private forward(request: http.IncomingMessage, response: http.ServerResponse, url: URL, cutAnswer: boolean, buffered?: Buffered): void {
+  /**
+   * Passes the request (or its body read already, `buffered`) to s3rver and its answer back, or
+   * cuts the connection once s3rver answered (`cutAnswer`).
+   */
+  private forward(request: http.IncomingMessage, response: http.ServerResponse, url: URL, how: { key: string; operation: Operation; cutAnswer?: boolean; buffered?: Buffered }): void {
+    const { key, operation, cutAnswer = false, buffered } = how;
+    const body = this.recordWrites && operation === "PutObject" ? createHash("sha256") : undefined;
+    if (body && buffered) body.update(buffered.body);
+    else if (body) request.on("data", (chunk: Buffer) => body.update(chunk));
     const headers = buffered ? { ...request.headers, "content-length": String(buffered.body.length) } : request.headers;
     const upstream = http.request({ ...this.target(url), method: request.method, headers }, (answer) => {
+      if (body && (answer.statusCode ?? 0) < 300) {
+        const digest = body.digest("hex");
+        this.writes.set(key, [...(this.writes.get(key) ?? []), digest]);
+      }
       if (cutAnswer) {
         answer.resume();
         answer.on("end", () => request.socket.destroy());

@@ -21,11 +21,16 @@ export interface NodeRedProcess {
   /** The editor and admin API, e.g. http://127.0.0.1:43211 */
   url: string;
   stop(): Promise<void>;
+  /** Sends `signal` (SIGKILL: no close, no flush) and resolves once the process has exited. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts Node-RED for `userDir` in a child process on 127.0.0.1 and a free port, with `settings` added to the usual ones. */
-export function startNodeRedProcess(userDir: string, settings: Record<string, unknown> = {}): Promise<NodeRedProcess> {
-  const child = spawn(process.execPath, [path.join(__dirname, "node-red-process.js"), userDir, JSON.stringify(settings)], { stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Starts Node-RED for `userDir` in a child process on 127.0.0.1 and `port` (a free one when 0), with
+ * `settings` added to the usual ones.
+ */
+export function startNodeRedProcess(userDir: string, settings: Record<string, unknown> = {}, port = 0): Promise<NodeRedProcess> {
+  const child = spawn(process.execPath, [path.join(__dirname, "node-red-process.js"), userDir, JSON.stringify(settings), String(port)], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -33,7 +38,7 @@ export function startNodeRedProcess(userDir: string, settings: Record<string, un
       const port = /listening (\d+)/.exec(output)?.[1];
       if (port) {
         child.stdout!.off("data", onData);
-        resolve({ url: `http://127.0.0.1:${port}`, stop: () => stop(child) });
+        resolve({ url: `http://127.0.0.1:${port}`, stop: () => stop(child, "SIGTERM"), kill: (signal) => stop(child, signal) });
       }
     };
     child.stdout!.on("data", onData);
@@ -42,10 +47,10 @@ export function startNodeRedProcess(userDir: string, settings: Record<string, un
   });
 }
 
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once("exit", () => resolve());
-    child.kill("SIGTERM");
+    child.kill(signal);
   });
 }

@@ -205,6 +205,8 @@ export class Batches {
   private readonly pool: BufferPool;
   private readonly clockBase = Date.now();
   private spool: Spool | undefined;
+  /** Suspended or closed: msgs delivered after that open no batch (they would complete alone, or never). */
+  private closed = false;
   /** While the spool is replayed, records carry their original (old) arrival times: no batch is idle yet. */
   private replaying = false;
   private readonly sweeper: NodeJS.Timeout | undefined;
@@ -263,13 +265,20 @@ export class Batches {
     return this.spool?.pending ?? 0;
   }
 
-  /** From now on every msg is recorded in `spool` first. Replays the records found there, oldest first; returns how many. */
+  /**
+   * From now on every msg is recorded in `spool` first. Replays the records found there, oldest
+   * first; returns how many. The rebuilt batches' idle time counts from now: while the node was
+   * down (a restart, a crash) their devices could not send, so a restart longer than the idle
+   * timeout does not complete them at once and split them from the device's next msgs.
+   */
   async resume(spool: Spool): Promise<number> {
     this.spool = spool;
     this.replaying = true;
     try {
       return await this.replay(spool);
     } finally {
+      const now = Date.now() - this.clockBase;
+      for (const batch of this.open.values()) batch.lastMessageAt = now;
       this.replaying = false;
     }
   }
@@ -316,12 +325,19 @@ export class Batches {
   accept(msg: BatchMsg): Admission | Promise<Admission> {
     const piece = this.check(msg);
     const spool = this.spool;
+    if (this.closed) {
+      // Delivered after the node began to close (Node-RED delivers msgs already on their way): kept in
+      // the spool, it joins its batch at the next start; without one it is refused, never held in vain.
+      if (!spool) throw new WriterClosedError();
+      return spool.append(batchRecord(msg, piece)).then(() => HELD);
+    }
     if (!spool) return this.place(msg, piece, undefined);
     return spool.append(batchRecord(msg, piece)).then((entry) => this.place(msg, piece, entry));
   }
 
   /** Completes every open batch and waits for all completions (failures are reported through the events). */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.sweeper);
     for (const batch of [...this.open.values()]) this.finish(batch, "close");
     await Promise.allSettled([...this.completing]);
@@ -333,6 +349,7 @@ export class Batches {
    * are rebuilt from it at the next start. Waits for completions already under way.
    */
   async suspend(): Promise<void> {
+    this.closed = true;
     clearInterval(this.sweeper);
     // A multipart upload under way is aborted: the batch is uploaded again from the spool.
     const reason = new Error("the node closed; the batch is kept in the spool");
