@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bucketProblem, cacheControlProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem, utf8Length } from "../../nodes/lib/core/rules";
+import { bucketProblem, cacheControlProblem, egressChoicesProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem, utf8Length } from "../../nodes/lib/core/rules";
 import { absentMeansDefault, absentProperties } from "../../nodes/lib/core/saved-properties";
 import { decodeHeaderValue, encodeHeaderValue } from "../../nodes/lib/core/rfc2047";
 import { MessageIdGenerator, utcDate } from "../../nodes/lib/core/ids";
@@ -35,6 +35,28 @@ describe("configuration rules", () => {
     assert.equal(endpointPath("http://127.0.0.1:9000/"), "");
     assert.equal(endpointPath(""), "");
     assert.equal(endpointPath("not a url"), "");
+  });
+});
+
+describe("enumerated properties of the s3-egress node (a value this version does not know)", () => {
+  const fields = ["deviceId", "batchId"];
+
+  it("take every value the dialog offers, and absent (undefined, null, empty) as the default", () => {
+    const known = { input: "batches", batchIdAutofill: "utc-date", messageIdAutofill: "auto", spool: true, queueFull: "reject", neverOverwrite: false, concatenation: "newline", compression: "gzip", openBatchesFull: "reject", concurrency: 16, deviceIdType: "jsonata" };
+    assert.equal(egressChoicesProblem(known, fields), undefined);
+    assert.equal(egressChoicesProblem({ concatenation: "", compression: null, deviceIdType: "", concurrency: "auto" }, fields), undefined);
+    assert.equal(egressChoicesProblem({}, fields), undefined, "a flow saved before the properties existed");
+  });
+
+  it("refuse any other, naming the property, the value and what it may be", () => {
+    assert.equal(egressChoicesProblem({ concatenation: "parquet" }, fields), 'concatenation "parquet" is not a value this version knows (plain, none, newline)');
+    assert.equal(egressChoicesProblem({ input: "Batches" }, fields), 'input "Batches" is not a value this version knows (messages, batches)');
+    assert.equal(egressChoicesProblem({ batchIdType: "cookie" }, fields), 'batchIdType "cookie" is not a value this version knows (msg, flow, global, str, env, jsonata)');
+    assert.equal(egressChoicesProblem({ openBatchesFull: "drop-newest" }, fields), 'openBatchesFull "drop-newest" is not a value this version knows (complete-oldest, reject)');
+    assert.equal(egressChoicesProblem({ concurrency: 4096 }, fields), "concurrency 4096 is not auto or a whole number from 1 to 1024");
+    for (const [property, value] of [["batchIdAutofill", "utc"], ["messageIdAutofill", "uuid"], ["spool", "yes"], ["queueFull", "drop"], ["neverOverwrite", "always"], ["compression", "zstd"]]) {
+      assert.match(egressChoicesProblem({ [property]: value }, fields) ?? "", new RegExp(`^${property} "${value}" is not a value this version knows`));
+    }
   });
 });
 

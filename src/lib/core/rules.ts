@@ -290,3 +290,71 @@ export function integritySettingsProblem(settings: ObjectLockSettings): string |
   if (problem) return `checksum ${problem}`;
   return objectLockProblem({ mode: settings.objectLockMode, retention: settings.objectLockRetention, legalHold: settings.objectLockLegalHold }, settings.checksum);
 }
+
+// Enumerated properties of the s3-egress node (issue 25): a value the node does not know (a typo, or a
+// value of a newer version in a flow loaded by an older one) is refused, never read as some default.
+
+/** The sources a key field's TypedInput may have (`<field>Type`). */
+export const FIELD_TYPES = ["msg", "flow", "global", "str", "env", "jsonata"] as const;
+
+/** The values each enumerated property of the s3-egress node may have, its default first. */
+export const EGRESS_CHOICES: Readonly<Record<string, readonly string[]>> = {
+  input: ["messages", "batches"],
+  batchIdAutofill: ["none", "utc-date"],
+  messageIdAutofill: ["none", "auto"],
+  spool: ["false", "true"],
+  queueFull: ["spool", "reject"],
+  neverOverwrite: ["false", "true"],
+  concatenation: ["plain", "none", "newline"],
+  compression: ["none", "gzip"],
+  openBatchesFull: ["complete-oldest", "reject"],
+};
+
+/** The most writes in flight a fixed concurrency may ask for. */
+export const MAX_CONCURRENCY = 1024;
+
+/** Whether a saved property counts as absent: it then stands for its default. */
+function absent(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
+}
+
+/**
+ * Why `value` is not one of the values `property` may have (`choices`), naming both, or undefined.
+ * Absent (undefined, null or "") is the default.
+ */
+export function choiceProblem(property: string, value: unknown, choices: readonly string[]): string | undefined {
+  if (absent(value) || choices.includes(String(value))) return undefined;
+  return `${property} ${JSON.stringify(value)} is not a value this version knows (${choices.join(", ")})`;
+}
+
+/** The value of an enumerated s3-egress property: its default when absent; throws (naming both) when unknown. */
+export function choiceOf(property: string, value: unknown): string {
+  const choices = EGRESS_CHOICES[property];
+  const problem = choiceProblem(property, value, choices);
+  if (problem) throw new Error(problem);
+  return absent(value) ? choices[0] : String(value);
+}
+
+/** Why `value` is not a concurrency ("auto", or a whole number from 1 to MAX_CONCURRENCY), or undefined; absent is "auto". */
+export function concurrencyProblem(value: unknown): string | undefined {
+  if (absent(value) || value === "auto") return undefined;
+  const number = Number(value);
+  if (/^\d+$/.test(String(value)) && number >= 1 && number <= MAX_CONCURRENCY) return undefined;
+  return `concurrency ${JSON.stringify(value)} is not auto or a whole number from 1 to ${MAX_CONCURRENCY}`;
+}
+
+/**
+ * What is wrong with the enumerated properties of an s3-egress node as saved (`fields`: the key
+ * fields, each with its `<field>Type`), the first property named with its value, or undefined.
+ */
+export function egressChoicesProblem(def: Record<string, unknown>, fields: readonly string[]): string | undefined {
+  for (const property of Object.keys(EGRESS_CHOICES)) {
+    const problem = choiceProblem(property, def[property], EGRESS_CHOICES[property]);
+    if (problem) return problem;
+  }
+  for (const field of fields) {
+    const problem = choiceProblem(`${field}Type`, def[`${field}Type`], FIELD_TYPES);
+    if (problem) return problem;
+  }
+  return concurrencyProblem(def.concurrency);
+}
