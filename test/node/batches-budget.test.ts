@@ -79,6 +79,7 @@ describe("open batches within the memory budget (Batch memory)", function () {
     concatenation: "plain",
     idleTimeoutMs: 0,
     compression: "none",
+    parquetCodec: "snappy",
     maxOpenBatches: 100_000,
     atOpenLimit: "complete-oldest",
     maxBatchMemoryBytes: BUDGET,

@@ -42,14 +42,15 @@ describe("enumerated properties of the s3-egress node (a value this version does
   const fields = ["deviceId", "batchId"];
 
   it("take every value the dialog offers, and absent (undefined, null, empty) as the default", () => {
-    const known = { input: "batches", batchIdAutofill: "utc-date", messageIdAutofill: "auto", spool: true, queueFull: "reject", neverOverwrite: false, concatenation: "newline", compression: "gzip", openBatchesFull: "reject", concurrency: 16, deviceIdType: "jsonata" };
+    const known = { input: "batches", batchIdAutofill: "utc-date", messageIdAutofill: "auto", spool: true, queueFull: "reject", neverOverwrite: false, concatenation: "parquet", parquetCodec: "gzip", compression: "gzip", openBatchesFull: "reject", concurrency: 16, deviceIdType: "jsonata" };
     assert.equal(egressChoicesProblem(known, fields), undefined);
     assert.equal(egressChoicesProblem({ concatenation: "", compression: null, deviceIdType: "", concurrency: "auto" }, fields), undefined);
     assert.equal(egressChoicesProblem({}, fields), undefined, "a flow saved before the properties existed");
   });
 
   it("refuse any other, naming the property, the value and what it may be", () => {
-    assert.equal(egressChoicesProblem({ concatenation: "parquet" }, fields), 'concatenation "parquet" is not a value this version knows (plain, none, newline)');
+    assert.equal(egressChoicesProblem({ concatenation: "orc" }, fields), 'concatenation "orc" is not a value this version knows (plain, none, newline, parquet)');
+    assert.equal(egressChoicesProblem({ parquetCodec: "zstd" }, fields), 'parquetCodec "zstd" is not a value this version knows (snappy, gzip, none)');
     assert.equal(egressChoicesProblem({ input: "Batches" }, fields), 'input "Batches" is not a value this version knows (messages, batches)');
     assert.equal(egressChoicesProblem({ batchIdType: "cookie" }, fields), 'batchIdType "cookie" is not a value this version knows (msg, flow, global, str, env, jsonata)');
     assert.equal(egressChoicesProblem({ openBatchesFull: "drop-newest" }, fields), 'openBatchesFull "drop-newest" is not a value this version knows (complete-oldest, reject)');

@@ -305,8 +305,9 @@ export const EGRESS_CHOICES: Readonly<Record<string, readonly string[]>> = {
   spool: ["false", "true"],
   queueFull: ["spool", "reject"],
   neverOverwrite: ["false", "true"],
-  concatenation: ["plain", "none", "newline"],
+  concatenation: ["plain", "none", "newline", "parquet"],
   compression: ["none", "gzip"],
+  parquetCodec: ["snappy", "gzip", "none"],
   openBatchesFull: ["complete-oldest", "reject"],
 };
 

@@ -5,6 +5,7 @@ import type { FieldName, RouteInput } from "../core/record";
 import { MIN_BATCH_MEMORY_MB, choiceOf, concurrencyProblem } from "../core/rules";
 import { type BatchSettings, type Compression, type Concatenation, DEFAULT_BATCH_MEMORY_MB, DEFAULT_MAX_OPEN_BATCHES, type OpenLimitPolicy } from "../delivery/batches";
 import type { ConcurrencySetting } from "../delivery/concurrency";
+import type { ParquetCodec } from "../delivery/parquet";
 import type { QueueFullPolicy } from "../delivery/intake";
 import { DEFAULT_BOUNDS, DEFAULT_RETRY, type QueueBounds, type RetryPolicy } from "../delivery/writer";
 
@@ -28,6 +29,8 @@ export type EgressDef = NodeDef & {
   concatenation?: string;
   idleTimeout?: number | string;
   compression?: string;
+  /** Concatenation parquet: snappy (default), gzip or none. */
+  parquetCodec?: string;
   maxOpenBatches?: number | string;
   /** What a msg that would open a batch beyond maxOpenBatches meets: `complete-oldest` (default) or `reject`. */
   openBatchesFull?: string;
@@ -115,12 +118,13 @@ export function closeTimeout(RED: NodeAPI): number {
 }
 
 /** The node's batch properties as stored in the flow, each with its default when absent; throws on an enumerated value it does not know. */
-export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression" | "maxOpenBatches" | "openBatchesFull" | "maxBatchMemoryMB">>): BatchSettings {
+export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression" | "parquetCodec" | "maxOpenBatches" | "openBatchesFull" | "maxBatchMemoryMB">>): BatchSettings {
   return {
     path: def.path ?? "",
     concatenation: choiceOf("concatenation", def.concatenation) as Concatenation,
     idleTimeoutMs: positive(def.idleTimeout, 0) * 1000,
     compression: choiceOf("compression", def.compression) as Compression,
+    parquetCodec: choiceOf("parquetCodec", def.parquetCodec) as ParquetCodec,
     maxOpenBatches: Math.floor(positive(def.maxOpenBatches, DEFAULT_MAX_OPEN_BATCHES)),
     atOpenLimit: choiceOf("openBatchesFull", def.openBatchesFull) as OpenLimitPolicy,
     maxBatchMemoryBytes: Math.max(MIN_BATCH_MEMORY_MB, positive(def.maxBatchMemoryMB, DEFAULT_BATCH_MEMORY_MB)) * 1024 * 1024,
