@@ -1,7 +1,7 @@
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
 import { InputError } from "./lib/core/errors";
 import { MessageIdGenerator } from "./lib/core/ids";
-import { choiceOf, egressChoicesProblem } from "./lib/core/rules";
+import { choiceOf, egressChoicesProblem, parquetSchemaProblem } from "./lib/core/rules";
 import { FIELD_NAMES, type FieldName, type RouteInput } from "./lib/core/record";
 import { Writer } from "./lib/delivery/writer";
 import { BatchesController } from "./lib/nodered/batches-controller";
@@ -30,7 +30,7 @@ export = function (RED: NodeAPI): void {
     logErrorsAsText(node);
     const config = RED.nodes.getNode(def.sink) as SinkConfigNode | null;
     // A value the node does not know (a typo, or a newer version's) stops it: never read as some default.
-    const settingsProblem = egressChoicesProblem(def as unknown as Record<string, unknown>, FIELD_NAMES);
+    const settingsProblem = egressChoicesProblem(def as unknown as Record<string, unknown>, FIELD_NAMES) ?? parquetSchemaProblem(def.parquetSchema);
     if (settingsProblem) node.error(RED._("s3-egress.errors.settings", { problem: settingsProblem }));
     const problem = settingsProblem ?? (!config ? RED._("s3-egress.errors.no-config") : config.problem);
     if (problem || !config?.sink) {

@@ -77,6 +77,52 @@ describe(`s3-egress, Batch Completions as Apache Parquet, read back by DuckDB an
     }
   });
 
+  describe("a schema given on the node fixes columns, types and order; a msg that does not fit fails alone, naming the field and the batch", () => {
+    const parquetSchema = JSON.stringify({ state: "string", temperature: "double", count: "int64", ok: "boolean?", meta: "json?" });
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ["wrong type", { state: 5, temperature: 1, count: 1 }, /^InputError: msg\.payload\.state is int64, but column state of batch batches\/group-a\/telemetry\/robot-125\/2023-12-19 is string \(the Parquet schema given on the node\)$/],
+      ["a fraction for int64", { state: "x", temperature: 1, count: 1.5 }, /^InputError: msg\.payload\.count is double, but column count of batch .* is int64/],
+      ["missing required field", { state: "x", temperature: 1 }, /^InputError: msg\.payload\.count is missing \(or null\), but required by the Parquet schema given on the node \(batch batches\/group-a\/telemetry\/robot-125\/2023-12-19\)$/],
+      ["a required field null", { state: "x", temperature: null, count: 1 }, /^InputError: msg\.payload\.temperature is missing \(or null\), but required/],
+      ["a field not in the schema", { state: "x", temperature: 1, count: 1, extra: true }, /^InputError: msg\.payload\.extra is not a column of batch batches\/group-a\/telemetry\/robot-125\/2023-12-19: not in the Parquet schema given on the node$/],
+    ];
+    it("DuckDB and parquet-wasm read the given columns in the given order, required ones not null; the bad msgs were refused alone", async () => {
+      const { s3 } = context;
+      flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "parquet", parquetSchema });
+      await flow.join({ ...robot, payload: { temperature: 20, count: 1, state: "run", meta: { a: [1] } } });
+      for (const [name, payload, pattern] of cases) assert.match((await flow.fail({ ...robot, payload })).message, pattern, name);
+      await flow.write({ ...robot, payload: { count: 2, temperature: 21.5, ok: true, state: "stop" }, complete: true });
+      const { object, file } = await stored(s3);
+      try {
+        assert.deepEqual(await duckdbSchema(file), { _arrival: "TIMESTAMP WITH TIME ZONE", _msgid: "VARCHAR", state: "VARCHAR", temperature: "DOUBLE", count: "BIGINT", ok: "BOOLEAN", meta: "JSON" });
+        assert.deepEqual(await duckdb(file, "SELECT * EXCLUDE (_arrival, _msgid) FROM read_parquet(?)"), [
+          { state: "run", temperature: 20, count: "1", ok: null, meta: '{"a":[1]}' },
+          { state: "stop", temperature: 21.5, count: "2", ok: true, meta: null },
+        ]);
+        const required = await duckdb(file, "SELECT name, repetition_type FROM parquet_schema(?) WHERE name IN ('state', 'temperature', 'count', 'ok', 'meta') ORDER BY name");
+        assert.deepEqual(required, [
+          { name: "count", repetition_type: "REQUIRED" },
+          { name: "meta", repetition_type: "OPTIONAL" },
+          { name: "ok", repetition_type: "OPTIONAL" },
+          { name: "state", repetition_type: "REQUIRED" },
+          { name: "temperature", repetition_type: "REQUIRED" },
+        ]);
+        assert.deepEqual(wasmRead(object.body).rows.map(({ state, count }) => ({ state, count })), [{ state: "run", count: 1n }, { state: "stop", count: 2n }]);
+      } finally {
+        file.remove();
+      }
+    });
+
+    it("a schema that is not one stops the node at start, naming the property and the field", async () => {
+      const { s3 } = context;
+      flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation: "parquet", parquetSchema: '{"temperature": "float"}' });
+      const named = /parquetSchema field temperature has type "float", not one of boolean, int64, double, string, json \(with "\?" when optional\)/;
+      assert.ok(flow.logged("error").some((entry) => entry.id === "egress" && named.test(entry.msg)), JSON.stringify(flow.logged("error")));
+      assert.match((await flow.fail({ ...robot, payload: { temperature: 1 }, complete: true })).message, named);
+      assert.deepEqual(await s3.keys(), []);
+    });
+  });
+
   describe("a msg that is not a row fails alone, naming what is wrong and the batch; the batch goes on", () => {
     const cases: [string, unknown, RegExp][] = [
       ["an array", [1, 2], /msg\.payload is not a JSON object \(concatenation parquet, batch batches\/group-a\/telemetry\/robot-125\/2023-12-19\): an array/],
@@ -110,7 +156,7 @@ describe(`s3-egress, Batch Completions as Apache Parquet, read back by DuckDB an
     for (let seq = 0; seq < rows; seq++) await flow.join({ ...robot, payload: { seq, reading: seq / 4, blob: randomBytes(2400).toString("base64") } });
     assert.equal(inspector.matching("POST", "uploads").length, 1, "the multipart upload began while the batch was open");
     const refused = await flow.fail({ ...robot, payload: { seq: rows, extra: true } });
-    assert.match(refused.message, /msg\.payload\.extra is not a column of batch batches\/group-a\/telemetry\/robot-125\/2023-12-19: its Parquet schema was fixed \(inferred\) when its first row group was written/);
+    assert.match(refused.message, /msg\.payload\.extra is not a column of batch batches\/group-a\/telemetry\/robot-125\/2023-12-19: not in its Parquet schema, fixed \(inferred\) when its first row group was written/);
     assert.match((await flow.fail({ ...robot, payload: { seq: "last" } })).message, /msg\.payload\.seq is string, but column seq of batch batches\/group-a\/telemetry\/robot-125\/2023-12-19 is int64/);
     const output: Msg = await flow.write({ ...robot, payload: { seq: rows, reading: 1 }, complete: true });
     assert.ok(inspector.matching("PUT", "partNumber").length >= 2, "two parts or more");

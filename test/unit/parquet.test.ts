@@ -21,7 +21,7 @@ describe("Parquet rows and columns (concatenation parquet)", () => {
   it("a streaming batch's fixed columns take what fits them and name the field and batch of what does not", () => {
     const columns: Columns = new Map([["n", "double"], ["j", "json"], ["i", "int64"]]);
     assert.equal(misfit(columns, new Map([["n", "int64"], ["j", "string"]]), "K"), undefined);
-    assert.match(String(misfit(columns, new Map([["x", "int64"]]), "K")?.message), /^msg\.payload\.x is not a column of batch K/);
+    assert.match(String(misfit(columns, new Map([["x", "int64"]]), "K")?.message), /^msg\.payload\.x is not a column of batch K: not in its Parquet schema, fixed/);
     assert.match(String(misfit(columns, new Map([["i", "double"]]), "K")?.message), /^msg\.payload\.i is double, but column i of batch K is int64/);
   });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bucketProblem, cacheControlProblem, egressChoicesProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem, utf8Length } from "../../nodes/lib/core/rules";
+import { bucketProblem, cacheControlProblem, egressChoicesProblem, parquetSchemaProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem, utf8Length } from "../../nodes/lib/core/rules";
 import { absentMeansDefault, absentProperties } from "../../nodes/lib/core/saved-properties";
 import { decodeHeaderValue, encodeHeaderValue } from "../../nodes/lib/core/rfc2047";
 import { MessageIdGenerator, utcDate } from "../../nodes/lib/core/ids";
@@ -58,6 +58,22 @@ describe("enumerated properties of the s3-egress node (a value this version does
     for (const [property, value] of [["batchIdAutofill", "utc"], ["messageIdAutofill", "uuid"], ["spool", "yes"], ["queueFull", "drop"], ["neverOverwrite", "always"], ["compression", "zstd"]]) {
       assert.match(egressChoicesProblem({ [property]: value }, fields) ?? "", new RegExp(`^${property} "${value}" is not a value this version knows`));
     }
+  });
+});
+
+describe("a Parquet schema given on the node", () => {
+  it("is empty (inferred), or a JSON object of field name -> type, optional with ?", () => {
+    for (const text of [undefined, "", "  ", '{"t": "double", "n": "int64?", "s": "string", "b": "boolean?", "j": "json"}']) assert.equal(parquetSchemaProblem(text), undefined, String(text));
+  });
+
+  it("anything else is named: the property, and the field", () => {
+    assert.match(parquetSchemaProblem("{t: double}") ?? "", /^parquetSchema is not JSON: /);
+    assert.equal(parquetSchemaProblem('["t"]'), 'parquetSchema must be a JSON object of field name -> type, e.g. {"temperature": "double", "note": "string?"}');
+    assert.equal(parquetSchemaProblem("{}"), "parquetSchema names no field (leave it empty for a schema inferred from the payloads)");
+    assert.equal(parquetSchemaProblem('{"t": "float"}'), 'parquetSchema field t has type "float", not one of boolean, int64, double, string, json (with "?" when optional)');
+    assert.equal(parquetSchemaProblem('{"t": 1}'), 'parquetSchema field t has type 1, not one of boolean, int64, double, string, json (with "?" when optional)');
+    assert.equal(parquetSchemaProblem('{"_arrival": "int64"}'), "parquetSchema field _arrival is a column the node writes itself");
+    assert.equal(parquetSchemaProblem('{"": "int64"}'), "parquetSchema has a field with an empty name");
   });
 });
 

@@ -359,3 +359,34 @@ export function egressChoicesProblem(def: Record<string, unknown>, fields: reado
   }
   return concurrencyProblem(def.concurrency);
 }
+
+// The Parquet schema a user may give an s3-egress node (concatenation parquet): a JSON object of
+// field name -> type, the type ending in "?" when the field is optional; it also fixes the column order.
+
+/** The types a given Parquet schema may name (objects and arrays are JSON text). */
+export const PARQUET_TYPES = ["boolean", "int64", "double", "string", "json"] as const;
+/** Columns every Parquet row has, written by the node itself. */
+export const PARQUET_OWN_COLUMNS = ["_arrival", "_msgid"] as const;
+
+/** Why `text` is not a Parquet schema, naming the property and the field, or undefined; empty means inferred. */
+export function parquetSchemaProblem(text: unknown): string | undefined {
+  if (text === undefined || text === null || (typeof text === "string" && text.trim() === "")) return undefined;
+  let schema: unknown;
+  try {
+    schema = JSON.parse(String(text));
+  } catch (error) {
+    return `parquetSchema is not JSON: ${(error as Error).message}`;
+  }
+  if (schema === null || typeof schema !== "object" || Array.isArray(schema)) return 'parquetSchema must be a JSON object of field name -> type, e.g. {"temperature": "double", "note": "string?"}';
+  const fields = Object.entries(schema);
+  if (fields.length === 0) return "parquetSchema names no field (leave it empty for a schema inferred from the payloads)";
+  for (const [name, type] of fields) {
+    if (name === "") return "parquetSchema has a field with an empty name";
+    if ((PARQUET_OWN_COLUMNS as readonly string[]).includes(name)) return `parquetSchema field ${name} is a column the node writes itself`;
+    const base = typeof type === "string" ? type.replace(/\?$/, "") : undefined;
+    if (!base || !(PARQUET_TYPES as readonly string[]).includes(base)) {
+      return `parquetSchema field ${name} has type ${JSON.stringify(type)}, not one of ${PARQUET_TYPES.join(", ")} (with "?" when optional)`;
+    }
+  }
+  return undefined;
+}

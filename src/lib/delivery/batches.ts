@@ -10,7 +10,7 @@ import { BufferPool, sizeClass } from "./buffer-pool";
 import { GzipWriter } from "./gzip";
 import { type WriteOutcome, withResult } from "./messages";
 import { DEFAULT_PART_SIZE, type ObjectWriter, StreamingUpload } from "./multipart";
-import { type Columns, PARQUET_CONTENT_TYPE, type ParquetCodec, ParquetEncoder, addColumns, parquetWriterModule, kindsOfLine, misfit, parquetObject, parquetRow } from "./parquet";
+import { type Columns, type GivenSchema, PARQUET_CONTENT_TYPE, type ParquetCodec, ParquetEncoder, addColumns, parquetWriterModule, kindsOfLine, misfit, parquetObject, parquetRow } from "./parquet";
 import { type DiskRun, SpillStore, SpillWriteError, readRuns, releaseRun, takeRuns } from "./spill";
 import type { Spool, SpoolEntry, SpooledWrite } from "./spool";
 import { WriterClosedError, type Writer } from "./writer";
@@ -51,6 +51,8 @@ export interface BatchSettings {
   compression: Compression;
   /** Concatenation parquet: the codec of its pages. */
   parquetCodec: ParquetCodec;
+  /** Concatenation parquet: the schema given on the node; absent, each batch's is inferred from its payloads. */
+  parquetSchema?: GivenSchema;
   maxOpenBatches: number;
   atOpenLimit: OpenLimitPolicy;
   /** Bytes all open batches may hold in memory (buffers, compressors, parts on their way to S3); beyond it batch bytes move to disk. */
@@ -378,11 +380,13 @@ export class Batches {
     return { body: bytes, type: contentType };
   }
 
-  /** A msg's row of a Parquet batch, refused (naming the field and the batch) when it does not fit the columns its batch fixed by streaming. */
+  /** A msg's row of a Parquet batch, refused (naming the field and the batch) when it does not fit the given schema, or the columns its batch fixed by streaming. */
   private parquetPiece(msg: BatchMsg, batch: OpenBatch | undefined): BatchPiece {
-    const key = this.keyOf(msg.fields);
+    const key = batch ? this.numberedKey(batch.fields, batch.number) : this.keyOf(msg.fields);
     const { line, kinds } = parquetRow(msg.payload, msg.arrival, msg.msgid, key);
-    const problem = batch?.stream && misfit(batch.columns!, kinds, this.numberedKey(batch.fields, batch.number));
+    const given = this.settings.parquetSchema;
+    const fixed = given?.columns ?? (batch?.stream ? batch.columns : undefined);
+    const problem = fixed && misfit(fixed, kinds, key, given);
     if (problem) throw problem;
     return { body: line, type: PARQUET_CONTENT_TYPE, kinds };
   }
@@ -469,7 +473,7 @@ export class Batches {
       if (entry) (batch.records ??= []).push(entry);
       if (piece.body !== undefined) batch.messages++;
       if (piece.body !== undefined && this.settings.concatenation !== "none" && !batch.stream?.body.failed) {
-        if (batch.columns && !batch.stream) addColumns(batch.columns, pieceKinds(piece));
+        if (batch.columns && !batch.stream && !this.settings.parquetSchema) addColumns(batch.columns, pieceKinds(piece));
         if (this.lines) {
           // Room for both at once, as growthOf counted it: not one doubling for the "\n" and another for the payload.
           if (Buffer.isBuffer(batch.held)) this.reserve(batch, Math.min(batch.filled + 1 + Buffer.byteLength(piece.body), this.partSize));
@@ -504,7 +508,7 @@ export class Batches {
       sending: undefined,
     };
     if (entry) batch.records = [entry];
-    if (concatenation === "parquet" && piece.body !== undefined) batch.columns = new Map(pieceKinds(piece));
+    if (concatenation === "parquet" && piece.body !== undefined) batch.columns = new Map(this.settings.parquetSchema?.columns ?? pieceKinds(piece));
     if (last !== undefined) this.remember(base, batch.number);
     this.open.set(identityOf(fields), batch);
     if (concatenation !== "none" && piece.body !== undefined) this.append(batch, piece.body);
@@ -605,7 +609,7 @@ export class Batches {
 
   private startStream(batch: OpenBatch): { upload: StreamingUpload; body: ObjectWriter } {
     const upload = new StreamingUpload(this.sink, this.writer, this.numberedKey(batch.fields, batch.number), this.objectOptions(batch), this.partSize, () => this.wake());
-    const body = batch.columns ? new ParquetEncoder(upload, batch.columns, this.settings.parquetCodec) : this.gzipped() ? new GzipWriter(upload) : upload;
+    const body = batch.columns ? new ParquetEncoder(upload, batch.columns, this.settings.parquetCodec, this.settings.parquetSchema?.required) : this.gzipped() ? new GzipWriter(upload) : upload;
     batch.stream = { upload, body };
     this.streaming.add(batch);
     return batch.stream;
@@ -880,7 +884,7 @@ export class Batches {
           throw error;
         }
       }
-      const body = batch.columns ? await parquetObject(rest.bytes, batch.columns, this.settings.parquetCodec) : this.gzipped() ? await gzipAsync(rest.bytes) : rest.bytes;
+      const body = batch.columns ? await parquetObject(rest.bytes, batch.columns, this.settings.parquetCodec, this.settings.parquetSchema?.required) : this.gzipped() ? await gzipAsync(rest.bytes) : rest.bytes;
       try {
         return await this.putBatch(batch, body);
       } finally {

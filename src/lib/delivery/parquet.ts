@@ -12,12 +12,32 @@ export const MSGID_COLUMN = "_msgid";
 
 /** What a payload field becomes: objects and arrays are JSON text (Parquet's JSON logical type). */
 export type ColumnKind = "boolean" | "int64" | "double" | "string" | "json";
-/** A batch's columns, in the order their fields first appeared. */
+/** A batch's columns, in the order their fields first appeared (or as a given schema orders them). */
 export type Columns = Map<string, ColumnKind>;
+
+/** A schema given on the node: its columns, and those a row must have (not null). */
+export interface GivenSchema {
+  columns: Columns;
+  required: Set<string>;
+}
+
+/** The node's `parquetSchema` (checked with parquetSchemaProblem) as columns, or undefined for a schema inferred from the payloads. */
+export function givenSchema(text: string | undefined): GivenSchema | undefined {
+  if (text === undefined || text.trim() === "") return undefined;
+  const columns: Columns = new Map();
+  const required = new Set<string>();
+  for (const [name, type] of Object.entries(JSON.parse(text) as Record<string, string>)) {
+    columns.set(name, type.replace(/\?$/, "") as ColumnKind);
+    if (!type.endsWith("?")) required.add(name);
+  }
+  return { columns, required };
+}
 
 const CODECS = { snappy: "SNAPPY", gzip: "GZIP", none: "UNCOMPRESSED" } as const;
 const COMPRESSORS = { GZIP: (input: Uint8Array) => new Uint8Array(gzipSync(input)) };
 const NEWLINE = 0x0a;
+/** The most JSON text one row group is encoded from: its rows exist as objects while it is encoded. */
+const ROW_GROUP_BYTES = 1024 * 1024;
 /** What an encoder's byte buffer keeps between row groups. */
 const IDLE_BUFFER_BYTES = 1024;
 
@@ -100,22 +120,26 @@ export function addColumns(columns: Columns, kinds: Columns): void {
 }
 
 /**
- * Why a row does not fit the columns a streaming batch fixed with its first row group, naming
- * the field and the batch, or undefined when it fits.
+ * Why a row does not fit fixed columns (a given schema, or those a streaming batch fixed with its
+ * first row group), naming the field and the batch, or undefined when it fits.
  */
-export function misfit(columns: Columns, kinds: Columns, key: string): InputError | undefined {
+export function misfit(columns: Columns, kinds: Columns, key: string, given?: GivenSchema): InputError | undefined {
+  const fixedBy = given ? "the Parquet schema given on the node" : "its Parquet schema, fixed (inferred) when its first row group was written";
   for (const [name, kind] of kinds) {
     const known = columns.get(name);
-    if (known === undefined) return new InputError(`msg.payload.${name}`, `is not a column of batch ${key}: its Parquet schema was fixed (inferred) when its first row group was written`);
-    if (widened(known, kind) !== known) return new InputError(`msg.payload.${name}`, `is ${kind}, but column ${name} of batch ${key} is ${known} (fixed when its first row group was written)`);
+    if (known === undefined) return new InputError(`msg.payload.${name}`, `is not a column of batch ${key}: not in ${fixedBy}`);
+    if (widened(known, kind) !== known) return new InputError(`msg.payload.${name}`, `is ${kind}, but column ${name} of batch ${key} is ${known} (${fixedBy})`);
+  }
+  for (const name of given?.required ?? []) {
+    if (!kinds.has(name)) return new InputError(`msg.payload.${name}`, `is missing (or null), but required by the Parquet schema given on the node (batch ${key})`);
   }
   return undefined;
 }
 
-/** The Parquet schema of a batch: its own columns first, then the payload fields in order of appearance, all optional. */
-function schemaOf(columns: Columns) {
+/** The Parquet schema of a batch: its own columns first, then the payload fields in order, optional unless `required`. */
+function schemaOf(columns: Columns, required: Set<string> | undefined) {
   const fields = [...columns].map(([name, kind]) => {
-    const repetition_type = "OPTIONAL" as const;
+    const repetition_type = required?.has(name) ? ("REQUIRED" as const) : ("OPTIONAL" as const);
     if (kind === "boolean") return { name, type: "BOOLEAN" as const, repetition_type };
     if (kind === "int64") return { name, type: "INT64" as const, repetition_type };
     if (kind === "double") return { name, type: "DOUBLE" as const, repetition_type };
@@ -149,6 +173,7 @@ export class ParquetEncoder implements ObjectWriter {
     private readonly out: ObjectWriter,
     columns: Columns,
     codec: ParquetCodec,
+    required?: Set<string>,
   ) {
     const { ByteWriter, ParquetWriter } = parquetWriterModule();
     this.bytes = new ByteWriter();
@@ -157,7 +182,7 @@ export class ParquetEncoder implements ObjectWriter {
     this.names = [...columns.keys()];
     // Each row group's bytes go on as soon as it is encoded: the writer keeps only the footer's metadata.
     (this.bytes as unknown as { flush: () => void }).flush = () => this.handOver();
-    this.writer = new ParquetWriter({ writer: this.bytes, schema: schemaOf(columns), codec: CODECS[codec], compressors: COMPRESSORS, statistics: true, createdBy: "@iot-sinks/node-red-s3-egress (hyparquet-writer)" });
+    this.writer = new ParquetWriter({ writer: this.bytes, schema: schemaOf(columns, required), codec: CODECS[codec], compressors: COMPRESSORS, statistics: true, createdBy: "@iot-sinks/node-red-s3-egress (hyparquet-writer)" });
   }
 
   get buffered(): number {
@@ -184,7 +209,7 @@ export class ParquetEncoder implements ObjectWriter {
     }
     const whole = this.partial ? Buffer.concat([this.partial, bytes.subarray(0, end)]) : bytes.subarray(0, end);
     this.partial = end + 1 < bytes.length ? Buffer.from(bytes.subarray(end + 1)) : undefined;
-    this.rowGroup(whole);
+    this.rowGroups(whole);
   }
 
   writeText(text: string): void {
@@ -192,11 +217,26 @@ export class ParquetEncoder implements ObjectWriter {
   }
 
   async finish(): Promise<UploadResult> {
-    if (this.partial) this.rowGroup(this.partial);
+    if (this.partial) this.rowGroups(this.partial);
     this.partial = undefined;
     this.writer.finish();
     this.handOver();
     return this.out.finish();
+  }
+
+  /**
+   * Encodes lines (without the last "\n") as row groups of at most ROW_GROUP_BYTES of JSON each
+   * (a longer line makes one of its own): what exists as objects while one is encoded stays small.
+   */
+  private rowGroups(lines: Buffer): void {
+    let start = 0;
+    while (lines.length - start > ROW_GROUP_BYTES) {
+      const cut = lines.lastIndexOf(NEWLINE, start + ROW_GROUP_BYTES);
+      if (cut <= start) break;
+      this.rowGroup(lines.subarray(start, cut));
+      start = cut + 1;
+    }
+    this.rowGroup(lines.subarray(start));
   }
 
   /** Encodes lines (without the last "\n") as one row group. */
@@ -260,9 +300,9 @@ export class Collected implements ObjectWriter {
 }
 
 /** A whole (small) batch's rows as one Parquet object. */
-export async function parquetObject(lines: Buffer, columns: Columns, codec: ParquetCodec): Promise<Buffer> {
+export async function parquetObject(lines: Buffer, columns: Columns, codec: ParquetCodec, required?: Set<string>): Promise<Buffer> {
   const collected = new Collected();
-  const encoder = new ParquetEncoder(collected, columns, codec);
+  const encoder = new ParquetEncoder(collected, columns, codec, required);
   encoder.write(lines);
   await encoder.finish();
   return Buffer.concat(collected.chunks);

@@ -108,8 +108,9 @@ export async function previewOf(RED: NodeAPI, request: PreviewRequest): Promise<
 /** The object the runtime would store: a msg's body, or for Batch Completions the batch of all samples, made by the batch route itself. */
 async function storedObject(input: RouteInput, settings: Record<string, unknown>, fields: RecordFields, samples: SampleMsg[]): Promise<BatchObject> {
   if (input === "batches") {
-    const { concatenation, compression, parquetCodec, path } = settings;
-    return batchObject(batchSettings({ path: String(path ?? ""), concatenation: String(concatenation ?? ""), compression: String(compression ?? ""), parquetCodec: String(parquetCodec ?? "") }), fields, samples);
+    const { concatenation, compression, parquetCodec, parquetSchema, path } = settings;
+    const text = (value: unknown) => String(value ?? "");
+    return batchObject(batchSettings({ path: text(path), concatenation: text(concatenation), compression: text(compression), parquetCodec: text(parquetCodec), parquetSchema: text(parquetSchema) }), fields, samples);
   }
   const body = toBody(samples[0]?.payload, samples[0]?.contentType);
   return { contentType: body.contentType, bytes: body.bytes.length };

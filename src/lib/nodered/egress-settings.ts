@@ -2,10 +2,10 @@ import os from "node:os";
 import path from "node:path";
 import type { NodeAPI, NodeDef } from "node-red";
 import type { FieldName, RouteInput } from "../core/record";
-import { MIN_BATCH_MEMORY_MB, choiceOf, concurrencyProblem } from "../core/rules";
+import { MIN_BATCH_MEMORY_MB, choiceOf, concurrencyProblem, parquetSchemaProblem } from "../core/rules";
 import { type BatchSettings, type Compression, type Concatenation, DEFAULT_BATCH_MEMORY_MB, DEFAULT_MAX_OPEN_BATCHES, type OpenLimitPolicy } from "../delivery/batches";
 import type { ConcurrencySetting } from "../delivery/concurrency";
-import type { ParquetCodec } from "../delivery/parquet";
+import { type GivenSchema, type ParquetCodec, givenSchema } from "../delivery/parquet";
 import type { QueueFullPolicy } from "../delivery/intake";
 import { DEFAULT_BOUNDS, DEFAULT_RETRY, type QueueBounds, type RetryPolicy } from "../delivery/writer";
 
@@ -31,6 +31,8 @@ export type EgressDef = NodeDef & {
   compression?: string;
   /** Concatenation parquet: snappy (default), gzip or none. */
   parquetCodec?: string;
+  /** Concatenation parquet: a JSON object of field name -> type ("double", "string?", …); empty: inferred per batch. */
+  parquetSchema?: string;
   maxOpenBatches?: number | string;
   /** What a msg that would open a batch beyond maxOpenBatches meets: `complete-oldest` (default) or `reject`. */
   openBatchesFull?: string;
@@ -118,15 +120,24 @@ export function closeTimeout(RED: NodeAPI): number {
 }
 
 /** The node's batch properties as stored in the flow, each with its default when absent; throws on an enumerated value it does not know. */
-export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression" | "parquetCodec" | "maxOpenBatches" | "openBatchesFull" | "maxBatchMemoryMB">>): BatchSettings {
+export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression" | "parquetCodec" | "parquetSchema" | "maxOpenBatches" | "openBatchesFull" | "maxBatchMemoryMB">>): BatchSettings {
   return {
     path: def.path ?? "",
     concatenation: choiceOf("concatenation", def.concatenation) as Concatenation,
     idleTimeoutMs: positive(def.idleTimeout, 0) * 1000,
     compression: choiceOf("compression", def.compression) as Compression,
     parquetCodec: choiceOf("parquetCodec", def.parquetCodec) as ParquetCodec,
+    ...parquetSchemaOf(def.parquetSchema),
     maxOpenBatches: Math.floor(positive(def.maxOpenBatches, DEFAULT_MAX_OPEN_BATCHES)),
     atOpenLimit: choiceOf("openBatchesFull", def.openBatchesFull) as OpenLimitPolicy,
     maxBatchMemoryBytes: Math.max(MIN_BATCH_MEMORY_MB, positive(def.maxBatchMemoryMB, DEFAULT_BATCH_MEMORY_MB)) * 1024 * 1024,
   };
+}
+
+/** A given Parquet schema as settings (none when empty); throws, naming the property, when it is not one. */
+function parquetSchemaOf(text: string | undefined): { parquetSchema?: GivenSchema } {
+  const problem = parquetSchemaProblem(text);
+  if (problem) throw new Error(problem);
+  const schema = givenSchema(text);
+  return schema ? { parquetSchema: schema } : {};
 }
