@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { addColumns, kindsOfLine, misfit, parquetObject, parquetRow, type Columns } from "../../nodes/lib/delivery/parquet";
 import { Collected, ParquetEncoder } from "../../nodes/lib/delivery/parquet";
-import { wasmRead } from "../support/parquet-readers";
+import { ParquetFile, duckdb, wasmRead } from "../support/parquet-readers";
 
 describe("Parquet rows and columns (concatenation parquet)", () => {
   it("a row is its arrival, msgid and object as one line of JSON; its fields' kinds, nulls left out", () => {
@@ -25,7 +25,7 @@ describe("Parquet rows and columns (concatenation parquet)", () => {
     assert.match(String(misfit(columns, new Map([["i", "double"]]), "K")?.message), /^msg\.payload\.i is double, but column i of batch K is int64/);
   });
 
-  it("rows cut anywhere between writes make the same object as one write: one row group per write of whole lines", async () => {
+  it("rows cut anywhere between writes make the same rows as one write, in row groups of at most 1 MiB of JSON; a small batch is one row group", async () => {
     const columns: Columns = new Map();
     const lines: string[] = [];
     for (let index = 0; index < 300; index++) {
@@ -44,5 +44,23 @@ describe("Parquet rows and columns (concatenation parquet)", () => {
     assert.deepEqual(streamed.rows, whole.rows);
     assert.equal(streamed.rows.length, 300);
     assert.deepEqual(streamed.rows[299], { _arrival: 1299, _msgid: "m299", index: 299n, text: "é".repeat(299 % 7) });
+  });
+
+  it("long text keeps statistics of 16 bytes, marked inexact, that still bound the values (the writer does not hold a row group's text until the footer)", async () => {
+    const columns: Columns = new Map();
+    const lines: string[] = [];
+    for (const text of ["b".repeat(5000) + "z", "a".repeat(40) + "\u00ff".repeat(3000), "c".repeat(17)]) {
+      const { line, kinds } = parquetRow({ text }, 1, "m", "k");
+      addColumns(columns, kinds);
+      lines.push(line);
+    }
+    const file = new ParquetFile(await parquetObject(Buffer.from(lines.join("\n")), columns, "none"));
+    try {
+      const [stats] = await duckdb(file, "SELECT stats_min_value AS min, stats_max_value AS max, min_is_exact, max_is_exact FROM parquet_metadata(?) WHERE path_in_schema = 'text'");
+      assert.deepEqual(stats, { min: "a".repeat(16), max: "c".repeat(15) + "d", min_is_exact: false, max_is_exact: false });
+      assert.deepEqual(await duckdb(file, "SELECT max(text) AS max, min(length(text)) AS shortest FROM read_parquet(?)"), [{ max: "c".repeat(17), shortest: "17" }]);
+    } finally {
+      file.remove();
+    }
   });
 });

@@ -38,6 +38,8 @@ const COMPRESSORS = { GZIP: (input: Uint8Array) => new Uint8Array(gzipSync(input
 const NEWLINE = 0x0a;
 /** The most JSON text one row group is encoded from: its rows exist as objects while it is encoded. */
 const ROW_GROUP_BYTES = 1024 * 1024;
+/** The bytes of a text min/max kept per row group (hyparquet-writer's own truncation in the footer). */
+const STATISTICS_BYTES = 16;
 /** What an encoder's byte buffer keeps between row groups. */
 const IDLE_BUFFER_BYTES = 1024;
 
@@ -201,15 +203,23 @@ export class ParquetEncoder implements ObjectWriter {
     return this.out.failed;
   }
 
+  /**
+   * Takes the next bytes of the batch's lines: whole lines beyond ROW_GROUP_BYTES are encoded as
+   * row groups of at most that much JSON each (a longer line makes one of its own); the rest waits
+   * for the next bytes or finish(), so a batch ends in one row group, not a stray last line.
+   */
   write(bytes: Buffer): void {
-    const end = bytes.lastIndexOf(NEWLINE);
-    if (end < 0) {
-      this.partial = this.partial ? Buffer.concat([this.partial, bytes]) : Buffer.from(bytes);
-      return;
+    const text = this.partial ? Buffer.concat([this.partial, bytes]) : bytes;
+    let start = 0;
+    while (text.length - start > ROW_GROUP_BYTES) {
+      let cut = text.lastIndexOf(NEWLINE, start + ROW_GROUP_BYTES);
+      if (cut <= start) cut = text.indexOf(NEWLINE, start + ROW_GROUP_BYTES);
+      if (cut < 0) break;
+      this.rowGroup(text.subarray(start, cut));
+      start = cut + 1;
     }
-    const whole = this.partial ? Buffer.concat([this.partial, bytes.subarray(0, end)]) : bytes.subarray(0, end);
-    this.partial = end + 1 < bytes.length ? Buffer.from(bytes.subarray(end + 1)) : undefined;
-    this.rowGroups(whole);
+    // A copy: the caller's buffer serves other bytes once this returns.
+    this.partial = start < text.length ? Buffer.from(text.subarray(start)) : undefined;
   }
 
   writeText(text: string): void {
@@ -217,26 +227,11 @@ export class ParquetEncoder implements ObjectWriter {
   }
 
   async finish(): Promise<UploadResult> {
-    if (this.partial) this.rowGroups(this.partial);
+    if (this.partial) this.rowGroup(this.partial);
     this.partial = undefined;
     this.writer.finish();
     this.handOver();
     return this.out.finish();
-  }
-
-  /**
-   * Encodes lines (without the last "\n") as row groups of at most ROW_GROUP_BYTES of JSON each
-   * (a longer line makes one of its own): what exists as objects while one is encoded stays small.
-   */
-  private rowGroups(lines: Buffer): void {
-    let start = 0;
-    while (lines.length - start > ROW_GROUP_BYTES) {
-      const cut = lines.lastIndexOf(NEWLINE, start + ROW_GROUP_BYTES);
-      if (cut <= start) break;
-      this.rowGroup(lines.subarray(start, cut));
-      start = cut + 1;
-    }
-    this.rowGroup(lines.subarray(start));
   }
 
   /** Encodes lines (without the last "\n") as one row group. */
@@ -264,6 +259,9 @@ export class ParquetEncoder implements ObjectWriter {
       ...this.names.map((name, column) => ({ name, data: data[column] })),
     ];
     void this.writer.write({ columnData, rowGroupSize: rows.length });
+    // The writer keeps each row group's statistics until the footer: long text would stay whole meanwhile.
+    const groups = (this.writer as unknown as { row_groups: { columns: { meta_data?: { statistics?: Statistics } }[] }[] }).row_groups;
+    for (const column of groups[groups.length - 1].columns) shortenStatistics(column.meta_data?.statistics);
   }
 
   /**
@@ -278,6 +276,41 @@ export class ParquetEncoder implements ObjectWriter {
       this.bytes.buffer = new ArrayBuffer(IDLE_BUFFER_BYTES);
       this.bytes.view = new DataView(this.bytes.buffer);
     }
+  }
+}
+
+/** A column chunk's statistics as hyparquet-writer keeps them until the footer (min/max of text as bytes or strings). */
+interface Statistics {
+  min_value?: unknown;
+  max_value?: unknown;
+  is_min_value_exact?: boolean;
+  is_max_value_exact?: boolean;
+}
+
+/**
+ * Cuts text min/max to what the footer keeps anyway (STATISTICS_BYTES, as hyparquet-writer
+ * truncates them), marked inexact: the min a prefix of itself, the max its prefix with the last
+ * byte raised (dropped when there is none to raise), so both still bound the values.
+ */
+function shortenStatistics(statistics: Statistics | undefined): void {
+  if (!statistics) return;
+  const bytesOf = (value: unknown) => (value instanceof Uint8Array ? value : typeof value === "string" ? Buffer.from(value, "utf8") : undefined);
+  const min = bytesOf(statistics.min_value);
+  if (min && min.length > STATISTICS_BYTES) {
+    statistics.min_value = Uint8Array.prototype.slice.call(min, 0, STATISTICS_BYTES);
+    statistics.is_min_value_exact = false;
+  }
+  const max = bytesOf(statistics.max_value);
+  if (max && max.length > STATISTICS_BYTES) {
+    let last = STATISTICS_BYTES - 1;
+    while (last >= 0 && max[last] === 0xff) last--;
+    if (last < 0) delete statistics.max_value;
+    else {
+      const bound = Uint8Array.prototype.slice.call(max, 0, last + 1);
+      bound[last]++;
+      statistics.max_value = bound;
+    }
+    statistics.is_max_value_exact = false;
   }
 }
 
