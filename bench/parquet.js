@@ -14,6 +14,9 @@ const path = require("node:path");
 const NODES = path.join(__dirname, "..", "nodes", "lib");
 const MSGS = Number(process.env.PARQUET_BENCH_MSGS || 1_000_000);
 const FORMATS = ["newline", "parquet"];
+const FLEET_DEVICES = 1000;
+/** Readings of about 16 KiB of JSON per device, its batch's completing msg one more. */
+const FLEET_ROWS = 64;
 
 /** One telemetry reading: about 150 bytes of JSON. */
 function reading(index) {
@@ -68,6 +71,63 @@ async function measure(concatenation, file) {
   return { concatenation, msgs: MSGS, objectBytes: fs.statSync(file).size, ingestMsgsPerSec: Math.round(MSGS / seconds), rssRiseMiB: (rssPeak - rssBefore) / 1024 / 1024 };
 }
 
+/**
+ * 1,000 open batches of 1 MiB of JSON each (64 readings of 16 KiB), interleaved, then completed:
+ * the peak RSS rise over the start, with Batch memory at its default (32 MiB, the rest spilled to
+ * disk) and the objects counted, not kept.
+ */
+async function measureFleet(concatenation, directory) {
+  const { S3Sink } = require(path.join(NODES, "s3", "client.js"));
+  const { Writer } = require(path.join(NODES, "delivery", "writer.js"));
+  const { FixedLimit } = require(path.join(NODES, "delivery", "concurrency.js"));
+  const { Batches } = require(path.join(NODES, "delivery", "batches.js"));
+  let bytes = 0;
+  let objects = 0;
+  class CountingSink extends S3Sink {
+    async putObject(_key, body) {
+      bytes += body.length;
+      objects++;
+      return { etag: '"bench"' };
+    }
+    async createMultipartUpload() {
+      return "bench-upload";
+    }
+    async uploadPart(_key, _id, _number, body) {
+      bytes += body.length;
+      return { etag: '"part"' };
+    }
+    async completeMultipartUpload() {
+      objects++;
+      return { etag: '"complete"' };
+    }
+  }
+  const sink = new CountingSink({ bucket: "bench", region: "us-east-1", endpoint: "http://127.0.0.1:9", forcePathStyle: true, credentials: { accessKeyId: "-", secretAccessKey: "-" } });
+  const settings = { path: "", concatenation, idleTimeoutMs: 0, compression: "none", parquetCodec: "snappy", maxOpenBatches: FLEET_DEVICES, atOpenLimit: "reject", maxBatchMemoryBytes: 32 * 1024 * 1024, spillDirectory: directory };
+  const batches = new Batches(sink, new Writer(new FixedLimit(16)), settings, { completed: () => undefined, failed: () => undefined, unusable: () => undefined });
+  const text = "x".repeat(16 * 1024 - 64);
+  global.gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  let rssPeak = rssBefore;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 5);
+  const started = process.hrtime.bigint();
+  const completions = [];
+  for (let row = 0; row <= FLEET_ROWS; row++) {
+    for (let device = 0; device < FLEET_DEVICES; device++) {
+      const fields = { streamGroup: "bench", stream: "telemetry", deviceId: `device-${device}`, batchId: "b1" };
+      const complete = row === FLEET_ROWS;
+      const admission = await batches.accept({ fields, payload: { device, row, text }, contentType: undefined, complete, arrival: Date.now(), msgid: `m${row}` });
+      if (admission.ready) await admission.ready;
+      if (admission.completed) completions.push(admission.completed);
+    }
+  }
+  await Promise.all(completions);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  clearInterval(sampler);
+  await batches.close();
+  sink.destroy();
+  return { concatenation, devices: FLEET_DEVICES, objects, objectMiB: bytes / 1024 / 1024, seconds, rssRiseMiB: (rssPeak - rssBefore) / 1024 / 1024 };
+}
+
 /** Median of three runs of the aggregate over the object (a fresh DuckDB each, so no cache helps). */
 async function queryMs(concatenation, file) {
   const { DuckDBInstance } = require("@duckdb/node-api");
@@ -87,9 +147,9 @@ async function queryMs(concatenation, file) {
   return { queryMs: times[1], answer };
 }
 
-function inChild(concatenation, file) {
+function inChild(concatenation, file, mode = "--measure") {
   return new Promise((resolve, reject) => {
-    const child = fork(__filename, ["--measure", concatenation, file], { execArgv: ["--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const child = fork(__filename, [mode, concatenation, file], { execArgv: ["--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
     child.once("message", resolve);
     child.once("exit", (code) => code !== 0 && reject(new Error(`${concatenation} bench exited with ${code}`)));
   });
@@ -104,18 +164,26 @@ async function runParquetBench() {
       const measured = await inChild(concatenation, file);
       rows.push({ ...measured, ...(await queryMs(concatenation, file)) });
     }
-    return rows;
+    const fleets = [];
+    for (const concatenation of FORMATS) {
+      const spill = fs.mkdtempSync(path.join(directory, "spill-"));
+      fleets.push(await inChild(concatenation, spill, "--fleet"));
+    }
+    return { rows, fleets };
   } finally {
     fs.rmSync(directory, { recursive: true, force: true });
   }
 }
 
-if (process.argv[2] === "--measure") {
-  measure(process.argv[3], process.argv[4]).then((result) => process.send(result, () => process.exit(0)));
+if (process.argv[2] === "--measure" || process.argv[2] === "--fleet") {
+  (process.argv[2] === "--fleet" ? measureFleet : measure)(process.argv[3], process.argv[4]).then((result) => process.send(result, () => process.exit(0)));
 } else if (require.main === module) {
-  runParquetBench().then((rows) => {
+  runParquetBench().then(({ rows, fleets }) => {
     for (const row of rows) {
       console.log(`${row.concatenation.padEnd(8)} ${row.msgs} msgs: object ${(row.objectBytes / 1024 / 1024).toFixed(1)} MiB, ingest ${row.ingestMsgsPerSec} msgs/s, RSS rise ${row.rssRiseMiB.toFixed(1)} MiB, DuckDB avg/max(temperature) ${row.queryMs.toFixed(0)} ms ${JSON.stringify(row.answer)}`);
+    }
+    for (const fleet of fleets) {
+      console.log(`${fleet.concatenation.padEnd(8)} ${fleet.devices} open batches x 1 MiB of JSON: ${fleet.objects} objects, ${fleet.objectMiB.toFixed(1)} MiB, ${fleet.seconds.toFixed(1)} s, RSS rise ${fleet.rssRiseMiB.toFixed(1)} MiB`);
     }
   });
 }
