@@ -123,6 +123,29 @@ function runBatchBench() {
   });
 }
 
+/** The same batch as NDJSON and as Parquet (bench/parquet.js): object size, ingest, RSS, DuckDB's aggregate over one column. */
+function reportParquet(parquet, out) {
+  if (!parquet) {
+    out.push("Parquet vs NDJSON: not measured");
+    return;
+  }
+  const { rows, fleets } = parquet;
+  out.push(`Parquet vs NDJSON: one batch of ${fixed(rows[0].msgs)} telemetry readings through the batch route, each format in a fresh process; DuckDB: median of three cold avg/max over one column.`);
+  out.push(
+    table(
+      ["concatenation", "object", "ingest msgs/s", "RSS rise", "DuckDB query"],
+      rows.map((row) => [row.concatenation, `${fixed(row.objectBytes / MIB, 1)} MiB`, fixed(row.ingestMsgsPerSec), `${fixed(row.rssRiseMiB, 1)} MiB`, `${fixed(row.queryMs)} ms`]),
+    ),
+  );
+  out.push(`${fixed(fleets[0].devices)} open batches of 1 MiB of JSON each (64 readings of 16 KiB, interleaved), then completed; Batch memory 32 MiB, the rest spilled.`);
+  out.push(
+    table(
+      ["concatenation", "objects", "bytes written", "seconds", "RSS rise"],
+      fleets.map((fleet) => [fleet.concatenation, fixed(fleet.objects), `${fixed(fleet.objectMiB, 1)} MiB`, fixed(fleet.seconds, 1), `${fixed(fleet.rssRiseMiB, 1)} MiB`]),
+    ),
+  );
+}
+
 /** The result whose `value` is the median (the lower middle one of an even count). */
 function medianBy(results, value) {
   return [...results].sort((a, b) => value(a) - value(b))[Math.floor((results.length - 1) / 2)];
@@ -293,6 +316,14 @@ async function main() {
     targets.push(["batch ingest >= 100,000 msgs/s (256 B, plain)", "not measured", "-"]);
   }
 
+  log("parquet vs NDJSON");
+  let parquet;
+  try {
+    parquet = await require("./parquet").runParquetBench();
+  } catch (error) {
+    log(String(error.message));
+  }
+
   const out = [];
   const loadAfter = os.loadavg();
   out.push(`Load average (1/5/15 min) at the start ${loadBefore.map((load) => fixed(load, 1)).join(" / ")}, at the end ${loadAfter.map((load) => fixed(load, 1)).join(" / ")}; ${os.cpus().length} cores.`);
@@ -381,6 +412,8 @@ async function main() {
       ),
     );
   }
+  out.push("");
+  reportParquet(parquet, out);
   out.push("");
   reportHttps(httpsResult, out, targets);
   out.push("");

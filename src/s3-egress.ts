@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
 import { InputError } from "./lib/core/errors";
 import { MessageIdGenerator } from "./lib/core/ids";
+import { choiceOf, egressChoicesProblem, parquetSchemaProblem } from "./lib/core/rules";
 import { FIELD_NAMES, type FieldName, type RouteInput } from "./lib/core/record";
 import { Writer } from "./lib/delivery/writer";
 import { BatchesController } from "./lib/nodered/batches-controller";
@@ -28,7 +29,10 @@ export = function (RED: NodeAPI): void {
     node.name ||= RED._(`s3-egress.node-label.${def.input === "batches" ? "batches" : "messages"}`);
     logErrorsAsText(node);
     const config = RED.nodes.getNode(def.sink) as SinkConfigNode | null;
-    const problem = !config ? RED._("s3-egress.errors.no-config") : config.problem;
+    // A value the node does not know (a typo, or a newer version's) stops it: never read as some default.
+    const settingsProblem = egressChoicesProblem(def as unknown as Record<string, unknown>, FIELD_NAMES) ?? parquetSchemaProblem(def.parquetSchema);
+    if (settingsProblem) node.error(RED._("s3-egress.errors.settings", { problem: settingsProblem }));
+    const problem = settingsProblem ?? (!config ? RED._("s3-egress.errors.no-config") : config.problem);
     if (problem || !config?.sink) {
       const text = problem ?? RED._("s3-egress.errors.no-config");
       const showProblem = () => node.status({ fill: "red", shape: "ring", text: RED._("s3-egress.status.config-error") });
@@ -41,12 +45,12 @@ export = function (RED: NodeAPI): void {
     }
     const sink = config.sink;
 
-    const input: RouteInput = def.input === "batches" ? "batches" : "messages";
+    const input = choiceOf("input", def.input) as RouteInput;
     const fieldOptions = {
       input,
-      batchIdAutofill: def.batchIdAutofill === "utc-date" ? "utc-date" : "none",
-      messageIdAutofill: def.messageIdAutofill === "auto" ? "auto" : "none",
-    } as const;
+      batchIdAutofill: choiceOf("batchIdAutofill", def.batchIdAutofill) as EgressDef["batchIdAutofill"],
+      messageIdAutofill: choiceOf("messageIdAutofill", def.messageIdAutofill) as EgressDef["messageIdAutofill"],
+    };
     const typedFields: Partial<Record<FieldName, TypedValue>> = {};
     for (const field of FIELD_NAMES) {
       typedFields[field] = { value: def[field] ?? field, type: def[`${field}Type`] || "msg" };

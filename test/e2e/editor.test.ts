@@ -447,4 +447,43 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     assert.equal(stored.body.toString(), '{"temperature":20.5}\n{"temperature":21}\ntext too');
     assert.deepEqual(browser.pageErrors, []);
   });
+
+  it("flags a concatenation this version does not know, naming it, shows it in the dialog, and previews a Parquet batch with its codec and schema", async () => {
+    const { page, browser } = session;
+    const id = "e2e0000000000011";
+    await page.evaluate(
+      ({ sink, z, id }) => {
+        RED.nodes.import([{ id, type: "s3-egress", z, name: "unknown concatenation", sink, input: "batches", concatenation: "orc", x: 580, y: 700, wires: [[]] }], { generateIds: false });
+        RED.nodes.dirty(true);
+        RED.view.redraw(true);
+      },
+      { sink: CONFIG_ID, z: MESSAGES_TAB, id },
+    );
+    await closeTrays(page);
+    // Read from the node itself: the editor's eachNode stops at a callback that returns false.
+    const flagged = await page.evaluate((nodeId) => {
+      const node = RED.nodes.node(nodeId);
+      return { valid: node?.valid, errors: node?.validationErrors };
+    }, id);
+    assert.deepEqual(flagged, { valid: false, errors: ['concatenation "orc" is not a value this version knows (plain, none, newline, parquet)'] });
+    await page.locator(`[id="${id}"] .red-ui-flow-node`).dblclick();
+    const concatenation = page.locator("#node-input-concatenation");
+    assert.equal(await concatenation.inputValue(), "orc", "the saved value shown, not a blank");
+    assert.match(await concatenation.locator("option:checked").innerText(), /orc/);
+    await concatenation.selectOption("parquet");
+    await page.locator("#node-input-parquetCodec").waitFor({ state: "visible" });
+    assert.equal(await page.locator("#node-input-compression").isVisible(), false, "gzip Content-Encoding does not apply to Parquet");
+    await page.locator("#node-input-parquetSchema").fill('{"temperature": "float"}');
+    await page.locator("#node-input-parquetSchema").blur();
+    await page.locator("#node-input-parquetSchema.input-error").waitFor();
+    await page.locator("#node-input-parquetSchema").fill('{"temperature": "double", "note": "string?"}');
+    const readings = [
+      { streamGroup: "factory", stream: "telemetry", deviceId: "press-7", batchId: "shift-2", payload: { temperature: 20.5 } },
+      { streamGroup: "factory", stream: "telemetry", deviceId: "press-7", batchId: "shift-2", payload: { temperature: 21, note: "ok" } },
+    ];
+    await page.locator("#s3-egress-preview-sample").fill(JSON.stringify(readings, null, 2));
+    await page.locator("#s3-egress-preview-result td", { hasText: "application/vnd.apache.parquet" }).waitFor();
+    await page.locator("#node-dialog-cancel").click();
+    assert.deepEqual(browser.pageErrors, []);
+  });
 });

@@ -13,6 +13,7 @@ import type { WriteOutcome } from "../../nodes/lib/delivery/messages";
 import { Spool } from "../../nodes/lib/delivery/spool";
 import { Writer } from "../../nodes/lib/delivery/writer";
 import { S3Sink } from "../../nodes/lib/s3/client";
+import { ParquetFile, duckdb, duckdbSchema } from "../support/parquet-readers";
 import { CREDENTIALS, LocalS3, TEST_BUCKET } from "../support/s3";
 
 const KiB = 1024;
@@ -79,6 +80,7 @@ describe("open batches within the memory budget (Batch memory)", function () {
     concatenation: "plain",
     idleTimeoutMs: 0,
     compression: "none",
+    parquetCodec: "snappy",
     maxOpenBatches: 100_000,
     atOpenLimit: "complete-oldest",
     maxBatchMemoryBytes: BUDGET,
@@ -233,6 +235,43 @@ describe("open batches within the memory budget (Batch memory)", function () {
     assert.deepEqual(events.failed, []);
     assert.deepEqual(await s3.keys(), [keyOf(0)]);
     assert.equal((await s3.get(keyOf(0))).body.toString(), "line 0\nline 1\nline 2");
+  });
+
+  it("Parquet batches kept in the spool are rebuilt after a restart within the budget, their columns inferred again from the rows read back; DuckDB reads each whole", async () => {
+    const spoolDirectory = path.join(directory, "spool");
+    const events = new Events();
+    const settings = settingsOf({ concatenation: "parquet" });
+    const row = (device: number, round: number) => ({ device, round, reading: round / 4, state: round % 2 ? "on" : "off", text: "t".repeat(6000) });
+    const spool = await Spool.open(spoolDirectory, () => undefined, { owns: isBatchRecord });
+    const first = new Batches(sink, new Writer(new FixedLimit(16)), settings, events.handlers);
+    await first.resume(spool);
+    for (let round = 0; round < 24; round++) for (let device = 0; device < 20; device++) await join(first, msgOf(device, row(device, round)));
+    assert.ok(first.spilledBytes > 1 * MiB, `on disk, in the spool's records: ${first.spilledBytes}`);
+    await first.suspend();
+    await spool.close();
+
+    const reopened = await Spool.open(spoolDirectory, () => undefined, { owns: isBatchRecord });
+    const second = new Batches(sink, new Writer(new FixedLimit(16)), settings, events.handlers);
+    assert.equal(await second.resume(reopened), 20 * 24);
+    for (let device = 0; device < 20; device++) {
+      const admission = await join(second, msgOf(device, row(device, 24), true));
+      assert.ok("completed" in admission && (await admission.completed));
+    }
+    assert.deepEqual(events.failed, []);
+    assert.deepEqual(events.unusable, []);
+    for (let device = 0; device < 20; device++) {
+      const file = new ParquetFile((await s3.get(keyOf(device))).body);
+      try {
+        if (device === 0) assert.deepEqual(await duckdbSchema(file), { _arrival: "TIMESTAMP WITH TIME ZONE", _msgid: "VARCHAR", device: "BIGINT", round: "BIGINT", reading: "DOUBLE", state: "VARCHAR", text: "VARCHAR" });
+        const read = await duckdb(file, "SELECT count(*) AS n, sum(round) AS rounds, sum(reading) AS readings, min(device) AS low, max(device) AS high, min(length(text)) AS text FROM read_parquet(?)");
+        assert.deepEqual(read, [{ n: "25", rounds: "300", readings: 75, low: String(device), high: String(device), text: "6000" }], keyOf(device));
+      } finally {
+        file.remove();
+      }
+    }
+    await second.close();
+    await reopened.close();
+    assert.deepEqual(readdirSync(spoolDirectory).filter((name) => name.endsWith(".seg")), [], "every record released");
   });
 
   it("writes 400 batches completing at once (a close without the spool) with memory within the budget", async () => {

@@ -126,6 +126,20 @@ describe(`s3-egress, Batch Completions route, against ${S3_UNDER_TEST}`, functio
     });
   });
 
+  describe("a concatenation this version does not know (a typo, or a newer version's) is refused, never written as plain", () => {
+    for (const concatenation of ["orc", "Newline"]) {
+      it(`concatenation "${concatenation}": said at start, every msg fails naming the property and the value, nothing is written`, async () => {
+        const { s3 } = context;
+        flow = await EgressFlow.load(s3.endpoint, { input: "batches", concatenation });
+        const named = new RegExp(`concatenation "${concatenation}" is not a value this version knows \\(plain, none, newline, parquet\\)`);
+        assert.ok(flow.logged("error").some((entry) => entry.id === "egress" && /^cannot start: /.test(entry.msg) && named.test(entry.msg)), JSON.stringify(flow.logged("error")));
+        assert.match((await flow.fail({ ...robot, payload: { t: 1 } })).message, named);
+        assert.match((await flow.fail({ ...robot, payload: { t: 2 }, complete: true })).message, named);
+        assert.deepEqual(await s3.keys(), []);
+      });
+    }
+  });
+
   describe("completion triggers", () => {
     it("msg.complete without a payload completes the batch without adding to it", async () => {
       const { s3 } = context;

@@ -4,14 +4,15 @@ import { batchSettings } from "../../nodes/lib/nodered/egress-settings";
 import { formatBytes } from "../../nodes/lib/nodered/status";
 
 describe("batch settings and texts", () => {
-  it("reads the node's batch properties, with defaults for what is missing or unknown", () => {
+  it("reads the node's batch properties, with defaults for what is missing; an enumerated value it does not know is refused, named", () => {
     const defaults = { maxOpenBatches: 100_000, atOpenLimit: "complete-oldest", maxBatchMemoryBytes: 32 * 1024 * 1024 };
-    assert.deepEqual(batchSettings({}), { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", ...defaults });
+    assert.deepEqual(batchSettings({}), { path: "", concatenation: "plain", idleTimeoutMs: 0, compression: "none", parquetCodec: "snappy", ...defaults });
     assert.deepEqual(batchSettings({ path: "a/b", concatenation: "newline", idleTimeout: "2.5", compression: "gzip", maxOpenBatches: "500", openBatchesFull: "reject", maxBatchMemoryMB: "8" }), {
       path: "a/b",
       concatenation: "newline",
       idleTimeoutMs: 2500,
       compression: "gzip",
+      parquetCodec: "snappy",
       maxOpenBatches: 500,
       atOpenLimit: "reject",
       maxBatchMemoryBytes: 8 * 1024 * 1024,
@@ -20,11 +21,15 @@ describe("batch settings and texts", () => {
     // Below one part's worth the runtime takes the least the editor allows.
     assert.equal(batchSettings({ maxBatchMemoryMB: 2 }).maxBatchMemoryBytes, 8 * 1024 * 1024);
     for (const maxOpenBatches of [-1, "", "many", 0]) assert.equal(batchSettings({ maxOpenBatches }).maxOpenBatches, 100_000, String(maxOpenBatches));
-    assert.equal(batchSettings({ openBatchesFull: "spill" }).atOpenLimit, "complete-oldest");
+    assert.throws(() => batchSettings({ openBatchesFull: "spill" }), /^Error: openBatchesFull "spill" is not a value this version knows \(complete-oldest, reject\)$/);
     assert.equal(batchSettings({ concatenation: "none" }).concatenation, "none");
-    assert.equal(batchSettings({ concatenation: "zip" }).concatenation, "plain");
+    assert.equal(batchSettings({ concatenation: "" }).concatenation, "plain", "empty is absent: the default");
+    // A typo, or a value of a newer version in a flow loaded by an older one, is never written as plain.
+    assert.throws(() => batchSettings({ concatenation: "zip" }), /concatenation "zip" is not a value this version knows \(plain, none, newline, parquet\)/);
+    assert.throws(() => batchSettings({ concatenation: "orc" }), /concatenation "orc"/);
+    assert.throws(() => batchSettings({ parquetCodec: "lz4" }), /parquetCodec "lz4" is not a value this version knows \(snappy, gzip, none\)/);
     for (const idleTimeout of [-1, "", "soon", 0]) assert.equal(batchSettings({ idleTimeout }).idleTimeoutMs, 0, String(idleTimeout));
-    assert.equal(batchSettings({ compression: "brotli" }).compression, "none");
+    assert.throws(() => batchSettings({ compression: "brotli" }), /compression "brotli" is not a value this version knows \(none, gzip\)/);
   });
 
   it("gives a batch its first message's Content-Type; JSON one per line is NDJSON unless msg.contentType says otherwise", () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bucketProblem, cacheControlProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem, utf8Length } from "../../nodes/lib/core/rules";
+import { bucketProblem, cacheControlProblem, egressChoicesProblem, parquetSchemaProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem, utf8Length } from "../../nodes/lib/core/rules";
 import { absentMeansDefault, absentProperties } from "../../nodes/lib/core/saved-properties";
 import { decodeHeaderValue, encodeHeaderValue } from "../../nodes/lib/core/rfc2047";
 import { MessageIdGenerator, utcDate } from "../../nodes/lib/core/ids";
@@ -35,6 +35,45 @@ describe("configuration rules", () => {
     assert.equal(endpointPath("http://127.0.0.1:9000/"), "");
     assert.equal(endpointPath(""), "");
     assert.equal(endpointPath("not a url"), "");
+  });
+});
+
+describe("enumerated properties of the s3-egress node (a value this version does not know)", () => {
+  const fields = ["deviceId", "batchId"];
+
+  it("take every value the dialog offers, and absent (undefined, null, empty) as the default", () => {
+    const known = { input: "batches", batchIdAutofill: "utc-date", messageIdAutofill: "auto", spool: true, queueFull: "reject", neverOverwrite: false, concatenation: "parquet", parquetCodec: "gzip", compression: "gzip", openBatchesFull: "reject", concurrency: 16, deviceIdType: "jsonata" };
+    assert.equal(egressChoicesProblem(known, fields), undefined);
+    assert.equal(egressChoicesProblem({ concatenation: "", compression: null, deviceIdType: "", concurrency: "auto" }, fields), undefined);
+    assert.equal(egressChoicesProblem({}, fields), undefined, "a flow saved before the properties existed");
+  });
+
+  it("refuse any other, naming the property, the value and what it may be", () => {
+    assert.equal(egressChoicesProblem({ concatenation: "orc" }, fields), 'concatenation "orc" is not a value this version knows (plain, none, newline, parquet)');
+    assert.equal(egressChoicesProblem({ parquetCodec: "zstd" }, fields), 'parquetCodec "zstd" is not a value this version knows (snappy, gzip, none)');
+    assert.equal(egressChoicesProblem({ input: "Batches" }, fields), 'input "Batches" is not a value this version knows (messages, batches)');
+    assert.equal(egressChoicesProblem({ batchIdType: "cookie" }, fields), 'batchIdType "cookie" is not a value this version knows (msg, flow, global, str, env, jsonata)');
+    assert.equal(egressChoicesProblem({ openBatchesFull: "drop-newest" }, fields), 'openBatchesFull "drop-newest" is not a value this version knows (complete-oldest, reject)');
+    assert.equal(egressChoicesProblem({ concurrency: 4096 }, fields), "concurrency 4096 is not auto or a whole number from 1 to 1024");
+    for (const [property, value] of [["batchIdAutofill", "utc"], ["messageIdAutofill", "uuid"], ["spool", "yes"], ["queueFull", "drop"], ["neverOverwrite", "always"], ["compression", "zstd"]]) {
+      assert.match(egressChoicesProblem({ [property]: value }, fields) ?? "", new RegExp(`^${property} "${value}" is not a value this version knows`));
+    }
+  });
+});
+
+describe("a Parquet schema given on the node", () => {
+  it("is empty (inferred), or a JSON object of field name -> type, optional with ?", () => {
+    for (const text of [undefined, "", "  ", '{"t": "double", "n": "int64?", "s": "string", "b": "boolean?", "j": "json"}']) assert.equal(parquetSchemaProblem(text), undefined, String(text));
+  });
+
+  it("anything else is named: the property, and the field", () => {
+    assert.match(parquetSchemaProblem("{t: double}") ?? "", /^parquetSchema is not JSON: /);
+    assert.equal(parquetSchemaProblem('["t"]'), 'parquetSchema must be a JSON object of field name -> type, e.g. {"temperature": "double", "note": "string?"}');
+    assert.equal(parquetSchemaProblem("{}"), "parquetSchema names no field (leave it empty for a schema inferred from the payloads)");
+    assert.equal(parquetSchemaProblem('{"t": "float"}'), 'parquetSchema field t has type "float", not one of boolean, int64, double, string, json (with "?" when optional)');
+    assert.equal(parquetSchemaProblem('{"t": 1}'), 'parquetSchema field t has type 1, not one of boolean, int64, double, string, json (with "?" when optional)');
+    assert.equal(parquetSchemaProblem('{"_arrival": "int64"}'), "parquetSchema field _arrival is a column the node writes itself");
+    assert.equal(parquetSchemaProblem('{"": "int64"}'), "parquetSchema has a field with an empty name");
   });
 });
 

@@ -290,3 +290,103 @@ export function integritySettingsProblem(settings: ObjectLockSettings): string |
   if (problem) return `checksum ${problem}`;
   return objectLockProblem({ mode: settings.objectLockMode, retention: settings.objectLockRetention, legalHold: settings.objectLockLegalHold }, settings.checksum);
 }
+
+// Enumerated properties of the s3-egress node (issue 25): a value the node does not know (a typo, or a
+// value of a newer version in a flow loaded by an older one) is refused, never read as some default.
+
+/** The sources a key field's TypedInput may have (`<field>Type`). */
+export const FIELD_TYPES = ["msg", "flow", "global", "str", "env", "jsonata"] as const;
+
+/** The values each enumerated property of the s3-egress node may have, its default first. */
+export const EGRESS_CHOICES: Readonly<Record<string, readonly string[]>> = {
+  input: ["messages", "batches"],
+  batchIdAutofill: ["none", "utc-date"],
+  messageIdAutofill: ["none", "auto"],
+  spool: ["false", "true"],
+  queueFull: ["spool", "reject"],
+  neverOverwrite: ["false", "true"],
+  concatenation: ["plain", "none", "newline", "parquet"],
+  compression: ["none", "gzip"],
+  parquetCodec: ["snappy", "gzip", "none"],
+  openBatchesFull: ["complete-oldest", "reject"],
+};
+
+/** The most writes in flight a fixed concurrency may ask for. */
+export const MAX_CONCURRENCY = 1024;
+
+/** Whether a saved property counts as absent: it then stands for its default. */
+function absent(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
+}
+
+/**
+ * Why `value` is not one of the values `property` may have (`choices`), naming both, or undefined.
+ * Absent (undefined, null or "") is the default.
+ */
+export function choiceProblem(property: string, value: unknown, choices: readonly string[]): string | undefined {
+  if (absent(value) || choices.includes(String(value))) return undefined;
+  return `${property} ${JSON.stringify(value)} is not a value this version knows (${choices.join(", ")})`;
+}
+
+/** The value of an enumerated s3-egress property: its default when absent; throws (naming both) when unknown. */
+export function choiceOf(property: string, value: unknown): string {
+  const choices = EGRESS_CHOICES[property];
+  const problem = choiceProblem(property, value, choices);
+  if (problem) throw new Error(problem);
+  return absent(value) ? choices[0] : String(value);
+}
+
+/** Why `value` is not a concurrency ("auto", or a whole number from 1 to MAX_CONCURRENCY), or undefined; absent is "auto". */
+export function concurrencyProblem(value: unknown): string | undefined {
+  if (absent(value) || value === "auto") return undefined;
+  const number = Number(value);
+  if (/^\d+$/.test(String(value)) && number >= 1 && number <= MAX_CONCURRENCY) return undefined;
+  return `concurrency ${JSON.stringify(value)} is not auto or a whole number from 1 to ${MAX_CONCURRENCY}`;
+}
+
+/**
+ * What is wrong with the enumerated properties of an s3-egress node as saved (`fields`: the key
+ * fields, each with its `<field>Type`), the first property named with its value, or undefined.
+ */
+export function egressChoicesProblem(def: Record<string, unknown>, fields: readonly string[]): string | undefined {
+  for (const property of Object.keys(EGRESS_CHOICES)) {
+    const problem = choiceProblem(property, def[property], EGRESS_CHOICES[property]);
+    if (problem) return problem;
+  }
+  for (const field of fields) {
+    const problem = choiceProblem(`${field}Type`, def[`${field}Type`], FIELD_TYPES);
+    if (problem) return problem;
+  }
+  return concurrencyProblem(def.concurrency);
+}
+
+// The Parquet schema a user may give an s3-egress node (concatenation parquet): a JSON object of
+// field name -> type, the type ending in "?" when the field is optional; it also fixes the column order.
+
+/** The types a given Parquet schema may name (objects and arrays are JSON text). */
+export const PARQUET_TYPES = ["boolean", "int64", "double", "string", "json"] as const;
+/** Columns every Parquet row has, written by the node itself. */
+export const PARQUET_OWN_COLUMNS = ["_arrival", "_msgid"] as const;
+
+/** Why `text` is not a Parquet schema, naming the property and the field, or undefined; empty means inferred. */
+export function parquetSchemaProblem(text: unknown): string | undefined {
+  if (text === undefined || text === null || (typeof text === "string" && text.trim() === "")) return undefined;
+  let schema: unknown;
+  try {
+    schema = JSON.parse(String(text));
+  } catch (error) {
+    return `parquetSchema is not JSON: ${(error as Error).message}`;
+  }
+  if (schema === null || typeof schema !== "object" || Array.isArray(schema)) return 'parquetSchema must be a JSON object of field name -> type, e.g. {"temperature": "double", "note": "string?"}';
+  const fields = Object.entries(schema);
+  if (fields.length === 0) return "parquetSchema names no field (leave it empty for a schema inferred from the payloads)";
+  for (const [name, type] of fields) {
+    if (name === "") return "parquetSchema has a field with an empty name";
+    if ((PARQUET_OWN_COLUMNS as readonly string[]).includes(name)) return `parquetSchema field ${name} is a column the node writes itself`;
+    const base = typeof type === "string" ? type.replace(/\?$/, "") : undefined;
+    if (!base || !(PARQUET_TYPES as readonly string[]).includes(base)) {
+      return `parquetSchema field ${name} has type ${JSON.stringify(type)}, not one of ${PARQUET_TYPES.join(", ")} (with "?" when optional)`;
+    }
+  }
+  return undefined;
+}

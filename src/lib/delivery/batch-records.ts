@@ -1,4 +1,5 @@
 import type { RecordFields } from "../core/record";
+import type { Columns } from "./parquet";
 import type { SpooledWrite } from "./spool";
 
 /** One msg for the Batch Completions route, its fields validated. */
@@ -17,6 +18,8 @@ export interface BatchMsg {
 export interface BatchPiece {
   body?: string | Buffer;
   type: string;
+  /** Concatenation parquet: the kinds of the row's fields (not recorded: read again from the line). */
+  kinds?: Columns;
 }
 
 /** What a spooled batch msg carries besides its payload bytes (stored in the record's metadata). */

@@ -10,12 +10,13 @@ import { BufferPool, sizeClass } from "./buffer-pool";
 import { GzipWriter } from "./gzip";
 import { type WriteOutcome, withResult } from "./messages";
 import { DEFAULT_PART_SIZE, type ObjectWriter, StreamingUpload } from "./multipart";
+import { type Columns, type GivenSchema, PARQUET_CONTENT_TYPE, type ParquetCodec, ParquetEncoder, addColumns, parquetWriterModule, kindsOfLine, misfit, parquetObject, parquetRow } from "./parquet";
 import { type DiskRun, SpillStore, SpillWriteError, readRuns, releaseRun, takeRuns } from "./spill";
 import type { Spool, SpoolEntry, SpooledWrite } from "./spool";
 import { WriterClosedError, type Writer } from "./writer";
 
-/** How the payloads of a batch become its object: not at all (0 bytes), back to back, or one "\n" between them. */
-export type Concatenation = "none" | "plain" | "newline";
+/** How the payloads of a batch become its object: not at all (0 bytes), back to back, one "\n" between them, or one Parquet row each. */
+export type Concatenation = "none" | "plain" | "newline" | "parquet";
 export type Compression = "none" | "gzip";
 /** What completed a batch. */
 export type CompletionTrigger = "complete" | "new-batch-id" | "idle-timeout" | "open-limit" | "close";
@@ -46,8 +47,12 @@ export interface BatchSettings {
   concatenation: Concatenation;
   /** A batch with no new message for this long completes; 0 leaves batches open until another trigger. */
   idleTimeoutMs: number;
-  /** gzip: objects are stored compressed, with Content-Encoding: gzip (ignored with concatenation none). */
+  /** gzip: objects are stored compressed, with Content-Encoding: gzip (ignored with concatenation none and parquet). */
   compression: Compression;
+  /** Concatenation parquet: the codec of its pages. */
+  parquetCodec: ParquetCodec;
+  /** Concatenation parquet: the schema given on the node; absent, each batch's is inferred from its payloads. */
+  parquetSchema?: GivenSchema;
   maxOpenBatches: number;
   atOpenLimit: OpenLimitPolicy;
   /** Bytes all open batches may hold in memory (buffers, compressors, parts on their way to S3); beyond it batch bytes move to disk. */
@@ -127,6 +132,8 @@ interface OpenBatch {
   sending: Promise<void> | undefined;
   /** The spool records of its msgs, released together once the batch is written or failed for good. */
   records?: SpoolEntry[];
+  /** Concatenation parquet: its columns so far; fixed once it streams (its first row group is written then). */
+  columns?: Columns;
 }
 
 interface BatchDisk {
@@ -218,6 +225,8 @@ export class Batches {
     private readonly events: BatchEvents,
   ) {
     this.partSize = settings.partSize ?? DEFAULT_PART_SIZE;
+    // A runtime that cannot encode Parquet says so at start, not at the first completion.
+    if (settings.concatenation === "parquet") parquetWriterModule();
     this.pool = new BufferPool(Math.floor(settings.maxBatchMemoryBytes * SPARE_SHARE));
     const directory = settings.spillDirectory;
     if (directory) {
@@ -381,10 +390,22 @@ export class Batches {
     // msg.contentType counts for the msg that opens a batch: checked now, so a bad one changes nothing.
     if (opens) toBody("", msg.contentType);
     if (payload === undefined) return { type: CONTENT_TYPES.binary };
+    if (this.settings.concatenation === "parquet") return this.parquetPiece(msg, opens ? undefined : batch);
     if (typeof payload === "string") return { body: payload, type: CONTENT_TYPES.text };
     // Anything else is encoded now (which validates it), so a payload that cannot be written changes nothing.
     const { bytes, contentType } = toBody(payload);
     return { body: bytes, type: contentType };
+  }
+
+  /** A msg's row of a Parquet batch, refused (naming the field and the batch) when it does not fit the given schema, or the columns its batch fixed by streaming. */
+  private parquetPiece(msg: BatchMsg, batch: OpenBatch | undefined): BatchPiece {
+    const key = batch ? this.numberedKey(batch.fields, batch.number) : this.keyOf(msg.fields);
+    const { line, kinds } = parquetRow(msg.payload, msg.arrival, msg.msgid, key);
+    const given = this.settings.parquetSchema;
+    const fixed = given?.columns ?? (batch?.stream ? batch.columns : undefined);
+    const problem = fixed && misfit(fixed, kinds, key, given);
+    if (problem) throw problem;
+    return { body: line, type: PARQUET_CONTENT_TYPE, kinds };
   }
 
   /**
@@ -469,7 +490,8 @@ export class Batches {
       if (entry) (batch.records ??= []).push(entry);
       if (piece.body !== undefined) batch.messages++;
       if (piece.body !== undefined && this.settings.concatenation !== "none" && !batch.stream?.body.failed) {
-        if (this.settings.concatenation === "newline") {
+        if (batch.columns && !batch.stream && !this.settings.parquetSchema) addColumns(batch.columns, pieceKinds(piece));
+        if (this.lines) {
           // Room for both at once, as growthOf counted it: not one doubling for the "\n" and another for the payload.
           if (Buffer.isBuffer(batch.held)) this.reserve(batch, Math.min(batch.filled + 1 + Buffer.byteLength(piece.body), this.partSize));
           this.append(batch, NEWLINE);
@@ -492,7 +514,7 @@ export class Batches {
     const batch: OpenBatch = {
       fields,
       number: last === undefined ? 1 : last + 1,
-      contentType: concatenation === "none" ? CONTENT_TYPES.binary : batchContentType(piece.type, contentType, concatenation),
+      contentType: concatenation === "none" ? CONTENT_TYPES.binary : concatenation === "parquet" ? PARQUET_CONTENT_TYPE : batchContentType(piece.type, contentType, concatenation),
       messages: 1,
       lastMessageAt: now - this.clockBase,
       held: undefined,
@@ -503,6 +525,7 @@ export class Batches {
       sending: undefined,
     };
     if (entry) batch.records = [entry];
+    if (concatenation === "parquet" && piece.body !== undefined) batch.columns = new Map(this.settings.parquetSchema?.columns ?? pieceKinds(piece));
     if (last !== undefined) this.remember(base, batch.number);
     this.open.set(identityOf(fields), batch);
     if (concatenation !== "none" && piece.body !== undefined) this.append(batch, piece.body);
@@ -603,7 +626,8 @@ export class Batches {
 
   private startStream(batch: OpenBatch): { upload: StreamingUpload; body: ObjectWriter } {
     const upload = new StreamingUpload(this.sink, this.writer, this.numberedKey(batch.fields, batch.number), this.objectOptions(batch), this.partSize, () => this.wake());
-    batch.stream = { upload, body: this.gzipped() ? new GzipWriter(upload) : upload };
+    const body = batch.columns ? new ParquetEncoder(upload, batch.columns, this.settings.parquetCodec, this.settings.parquetSchema?.required) : this.gzipped() ? new GzipWriter(upload) : upload;
+    batch.stream = { upload, body };
     this.streaming.add(batch);
     return batch.stream;
   }
@@ -777,7 +801,7 @@ export class Batches {
   /** With the spool: the batch's bytes from `consumed` on, as the bodies of its records (each after its "\n" in a newline batch). */
   private recordRuns(batch: OpenBatch, disk: BatchDisk): DiskRun[] {
     const records = batch.records ?? [];
-    const newline = this.settings.concatenation === "newline";
+    const newline = this.lines;
     const runs: DiskRun[] = [];
     let index = disk.recordIndex;
     let start = disk.recordStart;
@@ -877,7 +901,7 @@ export class Batches {
           throw error;
         }
       }
-      const body = this.gzipped() ? await gzipAsync(rest.bytes) : rest.bytes;
+      const body = batch.columns ? await parquetObject(rest.bytes, batch.columns, this.settings.parquetCodec, this.settings.parquetSchema?.required) : this.gzipped() ? await gzipAsync(rest.bytes) : rest.bytes;
       try {
         return await this.putBatch(batch, body);
       } finally {
@@ -933,7 +957,12 @@ export class Batches {
   }
 
   private gzipped(): boolean {
-    return this.settings.concatenation !== "none" && this.settings.compression === "gzip";
+    return this.settings.concatenation !== "none" && this.settings.concatenation !== "parquet" && this.settings.compression === "gzip";
+  }
+
+  /** Whether payloads are held one a line: newline, and parquet (a row a line, encoded as the bytes go to S3). */
+  private get lines(): boolean {
+    return this.settings.concatenation === "newline" || this.settings.concatenation === "parquet";
   }
 
   private objectOptions(batch: OpenBatch): ObjectOptions {
@@ -950,6 +979,11 @@ export class Batches {
     const key = this.keyOf(fields);
     return number === 1 ? key : `${key}~${number}`;
   }
+}
+
+/** The field kinds of a Parquet row: from its check, or for a row read back from the spool, from its line. */
+function pieceKinds(piece: BatchPiece): Columns {
+  return piece.kinds ?? kindsOfLine(piece.body!);
 }
 
 /** The UTF-8 bytes a batch holds in memory. */

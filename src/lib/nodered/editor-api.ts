@@ -5,6 +5,7 @@ import type { Request, Response } from "express";
 import { InputError } from "../core/errors";
 import { MessageIdGenerator } from "../core/ids";
 import { objectAddress } from "../core/keys";
+import { choiceOf } from "../core/rules";
 import { FIELD_NAMES, type FieldName, type RawFields, type RecordFields, type RouteInput, toBody, toFields } from "../core/record";
 import { batchObject, type BatchObject, type SampleMsg } from "../delivery/batch-preview";
 import { batchSettings } from "./egress-settings";
@@ -70,11 +71,11 @@ export async function previewOf(RED: NodeAPI, request: PreviewRequest): Promise<
   const settings = request.node ?? {};
   const samples = Array.isArray(request.msg) ? request.msg : [request.msg ?? {}];
   const msg = samples[0] ?? {};
-  const input: RouteInput = settings.input === "batches" ? "batches" : "messages";
   const raw: RawFields = {};
   const sources: Partial<Record<FieldName, string>> = {};
   const fromContext: FieldName[] = [];
   try {
+    const input = choiceOf("input", settings.input) as RouteInput;
     for (const field of FIELD_NAMES) {
       const typed: TypedValue = { value: String(settings[field] ?? field), type: String(settings[`${field}Type`] ?? "msg") };
       if (typed.value === "") continue;
@@ -90,8 +91,8 @@ export async function previewOf(RED: NodeAPI, request: PreviewRequest): Promise<
       raw,
       {
         input,
-        batchIdAutofill: settings.batchIdAutofill === "utc-date" ? "utc-date" : "none",
-        messageIdAutofill: settings.messageIdAutofill === "auto" ? "auto" : "none",
+        batchIdAutofill: choiceOf("batchIdAutofill", settings.batchIdAutofill) as "none" | "utc-date",
+        messageIdAutofill: choiceOf("messageIdAutofill", settings.messageIdAutofill) as "none" | "auto",
         sources,
       },
       { arrival: Date.now(), nextMessageId: () => new MessageIdGenerator().next() },
@@ -107,8 +108,9 @@ export async function previewOf(RED: NodeAPI, request: PreviewRequest): Promise<
 /** The object the runtime would store: a msg's body, or for Batch Completions the batch of all samples, made by the batch route itself. */
 async function storedObject(input: RouteInput, settings: Record<string, unknown>, fields: RecordFields, samples: SampleMsg[]): Promise<BatchObject> {
   if (input === "batches") {
-    const { concatenation, compression, path } = settings;
-    return batchObject(batchSettings({ path: String(path ?? ""), concatenation: String(concatenation ?? ""), compression: String(compression ?? "") }), fields, samples);
+    const { concatenation, compression, parquetCodec, parquetSchema, path } = settings;
+    const text = (value: unknown) => String(value ?? "");
+    return batchObject(batchSettings({ path: text(path), concatenation: text(concatenation), compression: text(compression), parquetCodec: text(parquetCodec), parquetSchema: text(parquetSchema) }), fields, samples);
   }
   const body = toBody(samples[0]?.payload, samples[0]?.contentType);
   return { contentType: body.contentType, bytes: body.bytes.length };

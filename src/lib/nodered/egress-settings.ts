@@ -2,9 +2,10 @@ import os from "node:os";
 import path from "node:path";
 import type { NodeAPI, NodeDef } from "node-red";
 import type { FieldName, RouteInput } from "../core/record";
-import { MIN_BATCH_MEMORY_MB } from "../core/rules";
-import { type BatchSettings, DEFAULT_BATCH_MEMORY_MB, DEFAULT_MAX_OPEN_BATCHES } from "../delivery/batches";
+import { MIN_BATCH_MEMORY_MB, choiceOf, concurrencyProblem, parquetSchemaProblem } from "../core/rules";
+import { type BatchSettings, type Compression, type Concatenation, DEFAULT_BATCH_MEMORY_MB, DEFAULT_MAX_OPEN_BATCHES, type OpenLimitPolicy } from "../delivery/batches";
 import type { ConcurrencySetting } from "../delivery/concurrency";
+import { type GivenSchema, type ParquetCodec, givenSchema } from "../delivery/parquet";
 import type { QueueFullPolicy } from "../delivery/intake";
 import { DEFAULT_BOUNDS, DEFAULT_RETRY, type QueueBounds, type RetryPolicy } from "../delivery/writer";
 
@@ -28,6 +29,10 @@ export type EgressDef = NodeDef & {
   concatenation?: string;
   idleTimeout?: number | string;
   compression?: string;
+  /** Concatenation parquet: snappy (default), gzip or none. */
+  parquetCodec?: string;
+  /** Concatenation parquet: a JSON object of field name -> type ("double", "string?", …); empty: inferred per batch. */
+  parquetSchema?: string;
   maxOpenBatches?: number | string;
   /** What a msg that would open a batch beyond maxOpenBatches meets: `complete-oldest` (default) or `reject`. */
   openBatchesFull?: string;
@@ -48,13 +53,14 @@ export interface DeliverySettings {
   concurrency: ConcurrencySetting;
 }
 
-/** The node's delivery properties, with defaults for what is missing or not a number. */
+/** The node's delivery properties, with defaults for what is missing or not a number; throws on an enumerated value it does not know. */
 export function deliverySettings(def: EgressDef): DeliverySettings {
-  const spool = def.spool === true || def.spool === "true";
+  const spool = choiceOf("spool", def.spool) === "true";
+  const queueFull = choiceOf("queueFull", def.queueFull);
   return {
     spool,
     // Spilling needs somewhere to spill to.
-    queueFull: spool && def.queueFull !== "reject" ? "spool" : "reject",
+    queueFull: spool && queueFull === "spool" ? "spool" : "reject",
     bounds: {
       maxMessages: positive(def.maxQueue, DEFAULT_BOUNDS.maxMessages),
       maxBytes: positive(def.maxQueueMB, DEFAULT_BOUNDS.maxBytes / 1024 / 1024) * 1024 * 1024,
@@ -64,15 +70,16 @@ export function deliverySettings(def: EgressDef): DeliverySettings {
       baseDelayMs: DEFAULT_RETRY.baseDelayMs,
       maxDelayMs: positive(def.maxRetryDelay, DEFAULT_RETRY.maxDelayMs / 1000) * 1000,
     },
-    neverOverwrite: def.neverOverwrite === true || def.neverOverwrite === "true",
+    neverOverwrite: choiceOf("neverOverwrite", def.neverOverwrite) === "true",
     concurrency: concurrencyOf(def.concurrency),
   };
 }
 
-/** A saved number (flows from before "auto") stays fixed; anything else is "auto". */
+/** A saved number (flows from before "auto") stays fixed; absent is "auto"; anything else is refused. */
 function concurrencyOf(value: number | string | undefined): ConcurrencySetting {
-  const number = Math.floor(Number(value));
-  return value !== "" && value !== "auto" && Number.isFinite(number) && number >= 1 ? number : "auto";
+  const problem = concurrencyProblem(value);
+  if (problem) throw new Error(problem);
+  return value === undefined || value === null || value === "" || value === "auto" ? "auto" : Number(value);
 }
 
 /**
@@ -112,15 +119,25 @@ export function closeTimeout(RED: NodeAPI): number {
   return Number.isFinite(configured) && configured >= 0 ? Math.min(configured, CLOSE_WAIT_LIMIT_MS) : CLOSE_WAIT_MS;
 }
 
-/** The node's batch properties as stored in the flow, each with its default when absent or unknown. */
-export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression" | "maxOpenBatches" | "openBatchesFull" | "maxBatchMemoryMB">>): BatchSettings {
+/** The node's batch properties as stored in the flow, each with its default when absent; throws on an enumerated value it does not know. */
+export function batchSettings(def: Partial<Pick<EgressDef, "path" | "concatenation" | "idleTimeout" | "compression" | "parquetCodec" | "parquetSchema" | "maxOpenBatches" | "openBatchesFull" | "maxBatchMemoryMB">>): BatchSettings {
   return {
     path: def.path ?? "",
-    concatenation: def.concatenation === "none" || def.concatenation === "newline" ? def.concatenation : "plain",
+    concatenation: choiceOf("concatenation", def.concatenation) as Concatenation,
     idleTimeoutMs: positive(def.idleTimeout, 0) * 1000,
-    compression: def.compression === "gzip" ? "gzip" : "none",
+    compression: choiceOf("compression", def.compression) as Compression,
+    parquetCodec: choiceOf("parquetCodec", def.parquetCodec) as ParquetCodec,
+    ...parquetSchemaOf(def.parquetSchema),
     maxOpenBatches: Math.floor(positive(def.maxOpenBatches, DEFAULT_MAX_OPEN_BATCHES)),
-    atOpenLimit: def.openBatchesFull === "reject" ? "reject" : "complete-oldest",
+    atOpenLimit: choiceOf("openBatchesFull", def.openBatchesFull) as OpenLimitPolicy,
     maxBatchMemoryBytes: Math.max(MIN_BATCH_MEMORY_MB, positive(def.maxBatchMemoryMB, DEFAULT_BATCH_MEMORY_MB)) * 1024 * 1024,
   };
+}
+
+/** A given Parquet schema as settings (none when empty); throws, naming the property, when it is not one. */
+function parquetSchemaOf(text: string | undefined): { parquetSchema?: GivenSchema } {
+  const problem = parquetSchemaProblem(text);
+  if (problem) throw new Error(problem);
+  const schema = givenSchema(text);
+  return schema ? { parquetSchema: schema } : {};
 }
