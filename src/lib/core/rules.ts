@@ -315,7 +315,7 @@ export const EGRESS_CHOICES: Readonly<Record<string, readonly string[]>> = {
 export const MAX_CONCURRENCY = 1024;
 
 /** Whether a saved property counts as absent: it then stands for its default. */
-function absent(value: unknown): boolean {
+export function absent(value: unknown): boolean {
   return value === undefined || value === null || value === "";
 }
 

@@ -2,7 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import type { NodeAPI, NodeDef } from "node-red";
 import type { FieldName, RouteInput } from "../core/record";
-import { MIN_BATCH_MEMORY_MB, choiceOf, concurrencyProblem, parquetSchemaProblem } from "../core/rules";
+import { MIN_BATCH_MEMORY_MB, absent, choiceOf, concurrencyProblem, parquetSchemaProblem } from "../core/rules";
 import { type BatchSettings, type Compression, type Concatenation, DEFAULT_BATCH_MEMORY_MB, DEFAULT_MAX_OPEN_BATCHES, type OpenLimitPolicy } from "../delivery/batches";
 import type { ConcurrencySetting } from "../delivery/concurrency";
 import { type GivenSchema, type ParquetCodec, givenSchema } from "../delivery/parquet";
@@ -79,7 +79,7 @@ export function deliverySettings(def: EgressDef): DeliverySettings {
 function concurrencyOf(value: number | string | undefined): ConcurrencySetting {
   const problem = concurrencyProblem(value);
   if (problem) throw new Error(problem);
-  return value === undefined || value === null || value === "" || value === "auto" ? "auto" : Number(value);
+  return absent(value) || value === "auto" ? "auto" : Number(value);
 }
 
 /**
