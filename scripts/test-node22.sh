@@ -27,3 +27,6 @@ npm run build:test --silent
 # (test/faults, minutes of outages and a runtime crash) stay on the default line to keep this short.
 "$NODE22" node_modules/mocha/bin/mocha.js --no-config --timeout 120000 --exit \
   '.test-build/node/**/*.test.js' '.test-build/package/**/*.test.js'
+# The editor and the sidebar in Chromium, against Node-RED 5's editor.
+command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+"$NODE22" node_modules/mocha/bin/mocha.js --no-config --timeout 180000 --exit '.test-build/e2e/**/*.test.js'

@@ -36,9 +36,16 @@ describe("sidebar tab S3 egress in Chromium (packed package)", function () {
     const { page, s3, browser } = session;
     await session.openEditor();
 
-    // Open the tab as a person does: the sidebar's tab menu, then "S3 egress".
-    await page.locator("#red-ui-sidebar .red-ui-tab-link-button-menu").click();
-    await page.locator("#red-ui-tabs-menu-option-s3-egress-monitor").click();
+    // Open the tab as a person does: Node-RED 5 shows each sidebar tab as a button of its tab bar;
+    // Node-RED 4 lists them in the sidebar's tab menu.
+    await page.locator("#red-ui-sidebar").waitFor();
+    const tabButton = page.locator('button[data-tab-id="s3-egress-monitor"]');
+    if ((await tabButton.count()) > 0) {
+      await tabButton.click();
+    } else {
+      await page.locator("#red-ui-sidebar .red-ui-tab-link-button-menu").click();
+      await page.locator("#red-ui-tabs-menu-option-s3-egress-monitor").click();
+    }
     const plant = page.locator('.s3-egress-monitor-row[data-node-id="e1"]');
     const fleet = page.locator('.s3-egress-monitor-row[data-node-id="e2"]');
     await plant.waitFor();

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import vm from "node:vm";
 import helper from "node-red-node-test-helper";
-import * as rules from "../../nodes/lib/core/rules";
 import { EgressFlow } from "../support/flow";
 
 const WORKSPACE = "69f09b3f-ec0d-4b9e-a5ec-87150b935296";
@@ -24,17 +22,6 @@ describe("editor admin routes", function () {
   });
   after(async () => {
     await EgressFlow.unload();
-  });
-
-  it("serves the runtime's validation rules as a browser script", async () => {
-    const response = await helper.request().get("/s3-egress/rules.js").expect(200).expect("Content-Type", /javascript/);
-    const window: { S3EgressRules?: typeof rules } = {};
-    vm.runInNewContext(response.text, { window, TextEncoder, URL });
-    const browserRules = window.S3EgressRules!;
-    for (const name of ["Bad_Bucket", "ab", "my-bucket", "192.168.0.1"]) assert.equal(browserRules.bucketProblem(name), rules.bucketProblem(name));
-    assert.equal(browserRules.endpointProblem("ftp://x"), "must start with http:// or https://");
-    assert.equal(browserRules.pathProblem("a/../b"), 'segment ".." may not be ".."');
-    assert.equal(browserRules.canonicalGuid(WORKSPACE.toUpperCase()), WORKSPACE);
   });
 
   it("previews the key, metadata and Content-Type of a sample msg with the runtime's functions", async () => {
@@ -73,14 +60,6 @@ describe("editor admin routes", function () {
     assert.match(String(result.key), /^batches\/plant-7\/telemetry\/<flow\.device>\/\d{4}-\d{2}-\d{2}$/);
     assert.deepEqual(result.fromContext, ["deviceId"]);
     assert.equal(result.contentType, "text/plain; charset=utf-8");
-  });
-
-  it("serves the saved-properties helpers as a browser script: an absent property validates as its default", async () => {
-    const response = await helper.request().get("/s3-egress/saved-properties.js").expect(200).expect("Content-Type", /javascript/);
-    const window: { S3EgressSavedProperties?: typeof import("../../nodes/lib/core/saved-properties") } = {};
-    vm.runInNewContext(response.text, { window });
-    const defaults = window.S3EgressSavedProperties!.absentMeansDefault({ idleTimeout: { value: 0, validate: (value: unknown) => value === 0 } });
-    assert.equal(defaults.idleTimeout.validate.call({}, undefined), true);
   });
 
   it("previews a batch as the route writes it: concatenated samples, NDJSON with newline, gzip with compression", async () => {

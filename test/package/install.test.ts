@@ -34,7 +34,7 @@ describe("the packed package, installed into a fresh Node-RED user directory", f
     const installed = path.join(userDir, "node_modules", ...NAME.split("/"));
     const pkg = JSON.parse(readFileSync(path.join(installed, "package.json"), "utf8"));
     assert.equal(pkg.name, NAME);
-    assert.deepEqual(readdirSync(installed).sort(), ["LICENSE", "README.md", "examples", "icons", "nodes", "package.json"]);
+    assert.deepEqual(readdirSync(installed).sort(), ["LICENSE", "README.md", "examples", "icons", "nodes", "package.json", "resources"]);
     const modules = readdirSync(path.join(userDir, "node_modules"));
     assert.ok(modules.includes("@aws-sdk"));
     for (const devOnly of ["node-red", "mocha", "s3rver", "typescript"]) assert.ok(!modules.includes(devOnly), devOnly);
@@ -53,6 +53,14 @@ describe("the packed package, installed into a fresh Node-RED user directory", f
     const html = await (await fetch(`${red!.url}/nodes`, { headers: { accept: "text/html" } })).text();
     assert.match(html, /RED\.nodes\.registerType\("s3-egress"/);
     assert.match(html, /RED\.nodes\.registerType\("s3-egress-config"/);
+    // The editor scripts they load from the package's resources/ (src/<type>/editor.ts, bundled).
+    for (const type of ["s3-egress", "s3-egress-config"]) {
+      const src = `resources/${NAME}/${type}.js`;
+      assert.ok(html.includes(`src="${src}"`), src);
+      const script = await fetch(`${red!.url}/${src}`);
+      assert.equal(script.status, 200, src);
+      assert.match(await script.text(), /definition/);
+    }
     const icon = await fetch(`${red!.url}/icons/${NAME}/s3-egress.svg`);
     assert.equal(icon.status, 200);
     assert.match(await icon.text(), /<svg/);

@@ -83,7 +83,11 @@ describe("monitoring in a Node-RED with admin auth (packed package): Prometheus 
     const plugins = (await (await fetch(`${red!.url}/plugins`, { headers: { ...admin, accept: "application/json" } })).json()) as { id: string; enabled: boolean }[];
     assert.deepEqual(plugins.filter((plugin) => plugin.id === PLUGIN).map((plugin) => plugin.enabled), [true]);
     const html = await (await fetch(`${red!.url}/plugins`, { headers: { ...admin, accept: "text/html" } })).text();
-    assert.ok(html.includes('RED.plugins.registerPlugin("s3-egress-monitor"'));
+    // Its editor script, bundled from src/s3-egress-monitor/editor.ts, served from the package's resources/.
+    const src = /src="(resources\/[^"]+\/s3-egress-monitor\.js)"/.exec(html)?.[1];
+    assert.ok(src, "the plugin's HTML loads its script");
+    const script = await (await fetch(`${red!.url}/${src}`)).text();
+    assert.ok(script.includes('RED.plugins.registerPlugin("s3-egress-monitor"'));
     for (const [language, empty] of [["en-US", "No s3-egress node in this workspace"], ["de", "Kein s3-egress-Node in diesem Arbeitsbereich"]]) {
       const catalogs = (await (await fetch(`${red!.url}/plugins/messages?lng=${language}`, { headers: admin })).json()) as Record<string, { monitor: { empty: string } }>;
       assert.equal(catalogs[PLUGIN]?.monitor.empty, empty, language);

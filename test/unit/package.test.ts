@@ -104,14 +104,20 @@ describe("package hygiene (the offline checks of node-red-dev validate)", () => 
     }
   });
 
+  it("keeps sources apart from build output: git tracks nothing in nodes/ or resources/, which the build writes whole", () => {
+    const tracked = execFileSync("git", ["ls-files", "--", "nodes", "resources"], { cwd: ROOT, encoding: "utf8" }).trim();
+    assert.equal(tracked, "");
+    assert.deepEqual(readFileSync(path.join(ROOT, ".gitignore"), "utf8").split("\n").filter((line) => ["nodes/", "resources/"].includes(line)), ["nodes/", "resources/"]);
+  });
+
   it("ships only what a user needs, and builds before packing", function () {
     this.timeout(30_000);
     const [{ files }] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8" }));
     const shipped: string[] = files.map((file: { path: string }) => file.path).sort();
-    const allowed = [/^nodes\/.+\.(js|html)$/, /^nodes\/locales\/[\w-]+\/[\w-]+\.json$/, /^icons\/[\w-]+\.svg$/, /^examples\/[\w-]+\.json$/, /^(package\.json|README\.md|LICENSE)$/];
+    const allowed = [/^nodes\/.+\.(js|html)$/, /^resources\/[\w-]+\.js$/, /^nodes\/locales\/[\w-]+\/[\w-]+\.json$/, /^icons\/[\w-]+\.svg$/, /^examples\/[\w-]+\.json$/, /^(package\.json|README\.md|LICENSE)$/];
     for (const file of shipped) assert.ok(allowed.some((pattern) => pattern.test(file)), `${file} is not for users`);
     for (const type of NODE_TYPES) {
-      assert.ok(shipped.includes(`nodes/${type}.js`) && shipped.includes(`nodes/${type}.html`), type);
+      assert.ok(shipped.includes(`nodes/${type}.js`) && shipped.includes(`nodes/${type}.html`) && shipped.includes(`resources/${type}.js`), type);
       assert.ok(shipped.includes(`nodes/locales/en-US/${type}.json`), `${type} en-US catalog`);
     }
     assert.ok(shipped.includes("LICENSE") && shipped.includes("README.md"));

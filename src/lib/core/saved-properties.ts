@@ -1,11 +1,11 @@
 // Saved flows outlive property changes: a property added to a node after a flow (or an example)
-// was saved is absent from it. The editor loads the compiled form of this file as a plain script
-// (window.S3EgressSavedProperties), so it must stay free of imports and Node.js APIs.
+// was saved is absent from it. The editor bundles this file, so it stays free of Node.js APIs.
 
 /** One entry of a node's `defaults` in the editor, as far as this file needs it. */
 export interface PropertyDefinition {
   value?: unknown;
-  validate?: (this: unknown, value: unknown, options?: unknown) => unknown;
+  // A method, so that validators typed for the editor's node (`this`) fit.
+  validate?(this: unknown, value: unknown, options?: unknown): unknown;
 }
 
 /**

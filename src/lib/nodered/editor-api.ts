@@ -1,5 +1,3 @@
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import type { Node, NodeAPI, NodeMessage } from "node-red";
 import type { Request, Response } from "express";
 import { InputError } from "../core/errors";
@@ -12,13 +10,8 @@ import { batchSettings } from "./egress-settings";
 import { sourceLabel, type TypedValue } from "./fields";
 
 /**
- * The admin HTTP routes the editor dialogs use:
- * - GET  /s3-egress/rules.js: the validation rules (core/rules.js) as a browser script defining
- *   `window.S3EgressRules`, so the dialogs check exactly what the runtime checks. Public like
- *   any editor resource: the editor loads it with a plain <script src> (no auth header), and it
- *   holds code only.
- * - GET  /s3-egress/saved-properties.js: core/saved-properties.js the same way, as
- *   `window.S3EgressSavedProperties` (absent properties of saved flows read as their defaults).
+ * The admin HTTP route the s3-egress dialog uses (its validation rules are bundled into its
+ * editor script, src/s3-egress/editor.ts):
  * - POST /s3-egress/preview: the key, metadata and Content-Type a node's settings would give a
  *   sample msg, computed by the same core functions the runtime uses. It evaluates the node's
  *   sources, `env` and JSONata (`$env()` too) among them, so it needs the permission to change
@@ -26,15 +19,6 @@ import { sourceLabel, type TypedValue } from "./fields";
  *   inside the runtime.
  */
 export function registerEditorApi(RED: NodeAPI): void {
-  for (const [module, global] of [
-    ["rules", "S3EgressRules"],
-    ["saved-properties", "S3EgressSavedProperties"],
-  ]) {
-    const script = browserScript(readFileSync(path.join(__dirname, "..", "core", `${module}.js`), "utf8"), global);
-    RED.httpAdmin.get(`/s3-egress/${module}.js`, (_req: Request, res: Response) => {
-      res.type("application/javascript").send(script);
-    });
-  }
   RED.httpAdmin.post("/s3-egress/preview", RED.auth.needsPermission("s3-egress.write"), (req: Request, res: Response) => {
     const bytes = Buffer.byteLength(JSON.stringify(req.body ?? {}));
     if (bytes > MAX_PREVIEW_BYTES) {
@@ -43,11 +27,6 @@ export function registerEditorApi(RED: NodeAPI): void {
     }
     previewOf(RED, req.body as PreviewRequest).then((preview) => res.json(preview));
   });
-}
-
-/** The CommonJS module wrapped so that a browser runs it and finds its exports on `window[global]`. */
-function browserScript(commonJs: string, global: string): string {
-  return `(function () {\nvar module = { exports: {} };\nvar exports = module.exports;\n${commonJs}\nwindow.${global} = module.exports;\n})();\n`;
 }
 
 /**
