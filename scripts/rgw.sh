@@ -3,7 +3,7 @@
 # one ceph-mon, one ceph-osd on memstore (RAM, capped), one radosgw, all on 127.0.0.1, all in DIR.
 #
 #   scripts/rgw.sh start DIR   starts it, creates the bucket, its owner and a writer that may only
-#                              s3:PutObject and s3:AbortMultipartUpload (the README's minimal policy),
+#                              s3:PutObject and s3:AbortMultipartUpload (the minimal policy of docs/configuration-and-s3-compatible-stores.md),
 #                              and prints the endpoint and keys as `export` lines (for eval)
 #   scripts/rgw.sh stop DIR    stops the daemons that `start DIR` started (by their pid files), nothing else
 #
@@ -188,7 +188,7 @@ export S3_TEST_WRITER_SECRET_ACCESS_KEY=$writer_secret
 ENV
 }
 
-# The writer gets the README's minimal policy and nothing more. RGW makes the writer the owner of
+# The writer gets the minimal policy of docs/configuration-and-s3-compatible-stores.md and nothing more. RGW makes the writer the owner of
 # what it writes (AWS makes the bucket owner the owner): so the owner is allowed everything in the
 # bucket, and the writer is denied all else, its own objects included. RGW 16 ignores a statement
 # with NotAction alone, hence "Action": "s3:*" beside it.

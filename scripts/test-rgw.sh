@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The node-level integration tests against a real S3 implementation: Ceph's RADOS Gateway (Debian's
-# Ceph 16), which verifies SigV4, honours If-None-Match and enforces the README's minimal policy
+# Ceph 16), which verifies SigV4, honours If-None-Match and enforces the minimal policy of docs/configuration-and-s3-compatible-stores.md
 # (the node writes as a user that may only s3:PutObject and s3:AbortMultipartUpload).
 # Installs Debian's Ceph packages when missing, starts a throwaway cluster (scripts/rgw.sh) in a
 # temporary folder, runs test/node against it, and stops the cluster whatever the outcome.

@@ -146,7 +146,7 @@ async function renderedHelp(page: Page, type: string): Promise<{ properties: { n
   return { properties, looseTerms, text: await help.innerText() };
 }
 
-/** Screenshots the open edit tray from its title down to the end of `content` (for the README). */
+/** Screenshots the open edit tray from its title down to the end of `content` (for the docs). */
 async function screenshotDialog(page: Page, content: string, file: string): Promise<void> {
   const tray = await page.locator(".red-ui-tray").last().boundingBox();
   const dialog = await page.locator(content).boundingBox();

@@ -1,6 +1,6 @@
 // The "S3 egress" sidebar tab in Debian's Chromium: the packed package in a fresh Node-RED, two sinks
 // deployed, the tab opened from the sidebar's tab menu; the inject button raises a node's count, and
-// clicking its row reveals the node. Run by `npm run test:e2e`; the screenshot is the README's.
+// clicking its row reveals the node. Run by `npm run test:e2e`; the screenshot is docs/monitoring.md's.
 import assert from "node:assert/strict";
 import path from "node:path";
 import { SCREENSHOTS } from "../support/chromium";

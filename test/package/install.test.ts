@@ -34,7 +34,7 @@ describe("the packed package, installed into a fresh Node-RED user directory", f
     const installed = path.join(userDir, "node_modules", ...NAME.split("/"));
     const pkg = JSON.parse(readFileSync(path.join(installed, "package.json"), "utf8"));
     assert.equal(pkg.name, NAME);
-    assert.deepEqual(readdirSync(installed).sort(), ["LICENSE", "README.md", "examples", "icons", "nodes", "package.json", "resources"]);
+    assert.deepEqual(readdirSync(installed).sort(), ["LICENSE", "README.md", "docs", "examples", "icons", "nodes", "package.json", "resources"]);
     const modules = readdirSync(path.join(userDir, "node_modules"));
     assert.ok(modules.includes("@aws-sdk"));
     for (const devOnly of ["node-red", "mocha", "s3rver", "typescript"]) assert.ok(!modules.includes(devOnly), devOnly);

@@ -5,7 +5,7 @@ import path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 const CHROMIUM = "/usr/bin/chromium";
-/** Screenshots of the browser tests (git-ignored); the README's are copied to docs/ from here. */
+/** Screenshots of the browser tests (git-ignored); those of the README and docs/ are copied there from here. */
 export const SCREENSHOTS = path.join(__dirname, "..", "..", ".screenshots");
 
 export interface EditorBrowser {

@@ -17,7 +17,7 @@ export type Credentials = { accessKeyId: string; secretAccessKey: string };
 /**
  * A real S3 server the tests write to instead of s3rver, named by the variables that
  * `scripts/rgw.sh start` prints (npm run test:rgw): the bucket's owner reads, a writer that may
- * only s3:PutObject and s3:AbortMultipartUpload writes, as the README's minimal policy has it.
+ * only s3:PutObject and s3:AbortMultipartUpload writes, as the minimal policy of docs/configuration-and-s3-compatible-stores.md has it.
  */
 interface RealS3 {
   endpoint: string;

@@ -114,13 +114,15 @@ describe("package hygiene (the offline checks of node-red-dev validate)", () => 
     this.timeout(30_000);
     const [{ files }] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8" }));
     const shipped: string[] = files.map((file: { path: string }) => file.path).sort();
-    const allowed = [/^nodes\/.+\.(js|html)$/, /^resources\/[\w-]+\.js$/, /^nodes\/locales\/[\w-]+\/[\w-]+\.json$/, /^icons\/[\w-]+\.svg$/, /^examples\/[\w-]+\.json$/, /^(package\.json|README\.md|LICENSE)$/];
+    const allowed = [/^nodes\/.+\.(js|html)$/, /^resources\/[\w-]+\.js$/, /^nodes\/locales\/[\w-]+\/[\w-]+\.json$/, /^icons\/[\w-]+\.svg$/, /^examples\/[\w-]+\.json$/, /^(package\.json|README\.md|LICENSE)$/, /^docs\/[\w-]+\.md$/];
     for (const file of shipped) assert.ok(allowed.some((pattern) => pattern.test(file)), `${file} is not for users`);
     for (const type of NODE_TYPES) {
       assert.ok(shipped.includes(`nodes/${type}.js`) && shipped.includes(`nodes/${type}.html`) && shipped.includes(`resources/${type}.js`), type);
       assert.ok(shipped.includes(`nodes/locales/en-US/${type}.json`), `${type} en-US catalog`);
     }
     assert.ok(shipped.includes("LICENSE") && shipped.includes("README.md"));
+    // The pages the README links to, so its links work in the installed package too (the screenshots stay on GitHub).
+    assert.ok(shipped.some((file) => file.startsWith("docs/") && file.endsWith(".md")) && !shipped.some((file) => file.endsWith(".png")));
     assert.ok(shipped.some((file) => file.startsWith("icons/")) && shipped.some((file) => file.startsWith("examples/")));
     assert.ok(!shipped.some((file) => file.endsWith(".d.ts") || file.startsWith("src/") || file.startsWith("test/")));
     // Every module a shipped file requires is shipped too.

@@ -28,7 +28,7 @@ export type CompletionTrigger = "complete" | "new-batch-id" | "idle-timeout" | "
 export type OpenLimitPolicy = "complete-oldest" | "reject";
 
 export const NDJSON_CONTENT_TYPE = "application/x-ndjson";
-/** Open batches per node unless set otherwise; the README gives the memory one idle batch takes. */
+/** Open batches per node unless set otherwise; docs/batches.md gives the memory one idle batch takes. */
 export const DEFAULT_MAX_OPEN_BATCHES = 100_000;
 /** The memory all of a node's open batches may hold unless set otherwise (Batch memory, MiB); the rest moves to disk. */
 export const DEFAULT_BATCH_MEMORY_MB = 32;

@@ -71,7 +71,7 @@ export class FixedLimit extends Slots {
 }
 
 /**
- * Where the adaptive limit starts and its range (the README documents them). It starts where the
+ * Where the adaptive limit starts and its range (docs/performance.md documents them). It starts where the
  * AWS SDK's default socket pool ends (50), and slow start doubles it per round trip from there.
  * A fixed number of writes in flight has the same maximum.
  */
