@@ -1,4 +1,5 @@
 import type { NodeAPI, NodeDef } from "node-red";
+import { migrated } from "./lib/core/migrations";
 import { objectHeaders, objectLockOf } from "./lib/core/object-options";
 import {
   type ObjectLockSettings,
@@ -13,6 +14,7 @@ import {
 import type { SinkConfigCredentials, SinkConfigNode } from "./lib/nodered/config-node";
 import { type ChecksumSetting, S3Sink } from "./lib/s3/client";
 import { LimitRegistry } from "./lib/delivery/concurrency";
+import { CONFIG_MIGRATIONS } from "./s3-egress-config/migrations";
 
 type SinkConfigDef = NodeDef & {
   bucket: string;
@@ -26,8 +28,10 @@ type SinkConfigDef = NodeDef & {
 const USERS_CLOSE_WAIT_MS = 14_500;
 
 export = function (RED: NodeAPI): void {
-  function S3EgressConfigNode(this: SinkConfigNode, def: SinkConfigDef): void {
-    RED.nodes.createNode(this, def);
+  function S3EgressConfigNode(this: SinkConfigNode, saved: SinkConfigDef): void {
+    RED.nodes.createNode(this, saved);
+    // A configuration saved by an earlier version is read as today's (src/s3-egress-config/migrations.ts).
+    const def = migrated(saved, CONFIG_MIGRATIONS);
     const bucket = (def.bucket ?? "").trim();
     const region = (def.region ?? "").trim();
     const endpoint = (def.endpoint ?? "").trim();

@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
 import { InputError } from "./lib/core/errors";
 import { MessageIdGenerator } from "./lib/core/ids";
+import { migrated } from "./lib/core/migrations";
 import { choiceOf, egressChoicesProblem, parquetSchemaProblem } from "./lib/core/rules";
 import { FIELD_NAMES, type FieldName, type RouteInput } from "./lib/core/record";
 import { Writer } from "./lib/delivery/writer";
@@ -17,13 +18,16 @@ import { MessagesController } from "./lib/nodered/messages-controller";
 import type { Done, EgressMsg, RouteReport, Send } from "./lib/nodered/route";
 import { ThrottledStatus, formatBytes } from "./lib/nodered/status";
 import type { S3Error } from "./lib/s3/errors";
+import { EGRESS_MIGRATIONS } from "./s3-egress/migrations";
 
 export = function (RED: NodeAPI): void {
   const monitoring = metricsSettings(RED);
   const monitor = startMonitoring(RED, monitoring);
 
-  function S3EgressNode(this: Node, def: EgressDef): void {
-    RED.nodes.createNode(this, def);
+  function S3EgressNode(this: Node, saved: EgressDef): void {
+    RED.nodes.createNode(this, saved);
+    // A node saved by an earlier version is read as today's (src/s3-egress/migrations.ts).
+    const def = migrated(saved, EGRESS_MIGRATIONS);
     const node = this;
     // Errors and warnings are listed under the node's name: an unnamed node goes by its label, not its id.
     node.name ||= RED._(`s3-egress.node-label.${def.input === "batches" ? "batches" : "messages"}`);

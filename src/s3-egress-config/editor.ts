@@ -11,7 +11,8 @@ import {
   regionProblem,
 } from "../lib/core/rules";
 import { absentMeansDefault } from "../lib/core/saved-properties";
-import { catalogOf, showAbsentDefaults } from "../lib/editor/dialog";
+import { catalogOf, showMigrated } from "../lib/editor/dialog";
+import { CONFIG_DEFAULTS, CONFIG_MIGRATIONS } from "./migrations";
 import type { EditorNode, NodeDefinition, PropertyDefinitions, Validator } from "../lib/editor/red";
 
 const t = catalogOf("s3-egress-config");
@@ -69,20 +70,20 @@ function dialogIntegrity(): IntegritySettings {
 
 // A flow saved before a property existed lacks it: it validates as its default (the runtime reads it so too).
 const defaults: PropertyDefinitions = absentMeansDefault({
-  name: { value: "" },
-  bucket: { value: "", required: true, validate: ruleValidator(bucketProblem, "bucket") },
-  region: { value: "eu-central-1", required: true, validate: ruleValidator(regionProblem, "region") },
-  endpoint: { value: "", validate: ruleValidator(endpointProblem, "endpoint") },
-  forcePathStyle: { value: false },
-  storageClass: { value: "" },
-  serverSideEncryption: { value: "" },
-  kmsKeyId: { value: "", validate: ruleValidator(kmsKeyIdProblem, "kmsKeyId") },
-  cacheControl: { value: "", validate: ruleValidator(cacheControlProblem, "cacheControl") },
-  contentType: { value: "", validate: ruleValidator(contentTypeProblem, "contentType") },
-  checksum: { value: "auto", validate: lockValidator("checksum") },
-  objectLockMode: { value: "", validate: lockValidator("objectLockMode") },
-  objectLockRetention: { value: "", validate: lockValidator("objectLockRetention") },
-  objectLockLegalHold: { value: false },
+  name: { value: CONFIG_DEFAULTS.name },
+  bucket: { value: CONFIG_DEFAULTS.bucket, required: true, validate: ruleValidator(bucketProblem, "bucket") },
+  region: { value: CONFIG_DEFAULTS.region, required: true, validate: ruleValidator(regionProblem, "region") },
+  endpoint: { value: CONFIG_DEFAULTS.endpoint, validate: ruleValidator(endpointProblem, "endpoint") },
+  forcePathStyle: { value: CONFIG_DEFAULTS.forcePathStyle },
+  storageClass: { value: CONFIG_DEFAULTS.storageClass },
+  serverSideEncryption: { value: CONFIG_DEFAULTS.serverSideEncryption },
+  kmsKeyId: { value: CONFIG_DEFAULTS.kmsKeyId, validate: ruleValidator(kmsKeyIdProblem, "kmsKeyId") },
+  cacheControl: { value: CONFIG_DEFAULTS.cacheControl, validate: ruleValidator(cacheControlProblem, "cacheControl") },
+  contentType: { value: CONFIG_DEFAULTS.contentType, validate: ruleValidator(contentTypeProblem, "contentType") },
+  checksum: { value: CONFIG_DEFAULTS.checksum, validate: lockValidator("checksum") },
+  objectLockMode: { value: CONFIG_DEFAULTS.objectLockMode, validate: lockValidator("objectLockMode") },
+  objectLockRetention: { value: CONFIG_DEFAULTS.objectLockRetention, validate: lockValidator("objectLockRetention") },
+  objectLockLegalHold: { value: CONFIG_DEFAULTS.objectLockLegalHold },
 });
 
 /** "bucket (region)" or "bucket (endpoint host)". */
@@ -115,7 +116,7 @@ export const definition: NodeDefinition = {
   },
   label,
   oneditprepare() {
-    showAbsentDefaults(this, defaults, "node-config-input-");
+    showMigrated(this, CONFIG_MIGRATIONS, "node-config-input-");
     const regions = $("#s3-egress-config-regions");
     for (const region of REGIONS) $("<option>").attr("value", region).appendTo(regions);
     // A configuration without a usable bucket, or with Object Lock but no checksum, cannot be added or

@@ -12,7 +12,8 @@ import {
   segmentProblem,
 } from "../lib/core/rules";
 import { absentMeansDefault } from "../lib/core/saved-properties";
-import { catalogOf, showAbsentDefaults } from "../lib/editor/dialog";
+import { catalogOf, showMigrated } from "../lib/editor/dialog";
+import { EGRESS_DEFAULTS, EGRESS_MIGRATIONS } from "./migrations";
 import type { EditorNode, NodeDefinition, PropertyDefinitions, TypedInputType, Validator } from "../lib/editor/red";
 
 // Key fields in key order; each is a TypedInput stored as <field> / <field>Type.
@@ -110,40 +111,40 @@ function fieldTypes(field: Field): TypedInputType[] {
 }
 
 const defaults: PropertyDefinitions = {
-  name: { value: "" },
-  sink: { value: "", type: "s3-egress-config", required: true },
-  input: { value: "messages" },
+  name: { value: EGRESS_DEFAULTS.name },
+  sink: { value: EGRESS_DEFAULTS.sink, type: "s3-egress-config", required: true },
+  input: { value: EGRESS_DEFAULTS.input },
   path: {
-    value: "",
+    value: EGRESS_DEFAULTS.path,
     validate: (value) => {
       const problem = pathProblem(String(value ?? ""));
       return problem ? t("errors.invalid", { field: t("label.path"), problem }) : true;
     },
   },
-  batchIdAutofill: { value: "none" },
-  messageIdAutofill: { value: "none" },
+  batchIdAutofill: { value: EGRESS_DEFAULTS.batchIdAutofill },
+  messageIdAutofill: { value: EGRESS_DEFAULTS.messageIdAutofill },
   // "auto" (the adaptive limit shared through the config node) or a fixed number; saved numbers stay fixed.
-  concurrency: { value: "auto", validate: (value) => concurrencyProblem(value) ?? true },
+  concurrency: { value: EGRESS_DEFAULTS.concurrency, validate: (value) => concurrencyProblem(value) ?? true },
   // Delivery: spool, queue bounds and the policy when full, retries, never-overwrite.
-  spool: { value: false },
-  queueFull: { value: "spool" },
-  maxQueue: { value: 10000, validate: blankOrNumber },
-  maxQueueMB: { value: 64, validate: blankOrNumber },
+  spool: { value: EGRESS_DEFAULTS.spool },
+  queueFull: { value: EGRESS_DEFAULTS.queueFull },
+  maxQueue: { value: EGRESS_DEFAULTS.maxQueue, validate: blankOrNumber },
+  maxQueueMB: { value: EGRESS_DEFAULTS.maxQueueMB, validate: blankOrNumber },
   // Seconds of retrying transient failures: "" = 10 min (with the spool: until written), 0 or "never" = until written.
-  giveUpAfter: { value: "", validate: (value) => value === "never" || numberAtLeast(0)(value) },
-  maxRetryDelay: { value: 20, validate: blankOrNumber },
-  neverOverwrite: { value: false },
+  giveUpAfter: { value: EGRESS_DEFAULTS.giveUpAfter, validate: (value) => value === "never" || numberAtLeast(0)(value) },
+  maxRetryDelay: { value: EGRESS_DEFAULTS.maxRetryDelay, validate: blankOrNumber },
+  neverOverwrite: { value: EGRESS_DEFAULTS.neverOverwrite },
   // Batch Completions: concatenation, idle timeout, compression.
-  concatenation: { value: "plain" },
-  idleTimeout: { value: 0, validate: numberAtLeast(0) },
-  compression: { value: "none" },
-  parquetCodec: { value: "snappy" },
+  concatenation: { value: EGRESS_DEFAULTS.concatenation },
+  idleTimeout: { value: EGRESS_DEFAULTS.idleTimeout, validate: numberAtLeast(0) },
+  compression: { value: EGRESS_DEFAULTS.compression },
+  parquetCodec: { value: EGRESS_DEFAULTS.parquetCodec },
   // A JSON object of field name -> type ("double", "string?" when optional); empty: inferred per batch.
-  parquetSchema: { value: "", validate: (value) => parquetSchemaProblem(value) ?? true },
-  maxOpenBatches: { value: 100000, validate: blankOrNumber },
+  parquetSchema: { value: EGRESS_DEFAULTS.parquetSchema, validate: (value) => parquetSchemaProblem(value) ?? true },
+  maxOpenBatches: { value: EGRESS_DEFAULTS.maxOpenBatches, validate: blankOrNumber },
   // MiB all open batches may hold in memory; beyond it idle batches' bytes move to disk.
-  maxBatchMemoryMB: { value: 32, validate: numberAtLeast(MIN_BATCH_MEMORY_MB) },
-  openBatchesFull: { value: "complete-oldest" },
+  maxBatchMemoryMB: { value: EGRESS_DEFAULTS.maxBatchMemoryMB, validate: numberAtLeast(MIN_BATCH_MEMORY_MB) },
+  openBatchesFull: { value: EGRESS_DEFAULTS.openBatchesFull },
 };
 for (const field of FIELDS) {
   defaults[field] = { value: field, validate: fieldValidator(field) };
@@ -249,7 +250,7 @@ export const definition: NodeDefinition = {
     const sinkSelect = $("#node-input-sink");
     const sink = onlySink();
     if ((!sinkSelect.val() || sinkSelect.val() === "_ADD_") && sink) sinkSelect.val(sink).trigger("change");
-    showAbsentDefaults(node, defaults, "node-input-");
+    showMigrated(node, EGRESS_MIGRATIONS, "node-input-");
     showUnknownChoices(node);
     for (const field of FIELDS) {
       $(`#node-input-${field}`).typedInput({ types: fieldTypes(field), typeField: `#node-input-${field}Type` });

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import vm from "node:vm";
 import * as rules from "../../nodes/lib/core/rules";
+import { savedFlows } from "../support/saved-flows";
 
 type Validate = (this: Record<string, unknown>, value: unknown) => boolean | string;
 interface Definition {
@@ -55,5 +56,19 @@ describe("editor scripts", () => {
     assert.notEqual(defaults.maxBatchMemoryMB.validate!.call({}, rules.MIN_BATCH_MEMORY_MB - 1), true);
     assert.match(String(defaults.path.validate!.call({}, "a/../b")), /may not be/);
     assert.match(String(defaults.deviceId.validate!.call({ deviceIdType: "str" }, "a/b")), /errors\.invalid/);
+  });
+
+  it("every flow saved by an earlier version validates in the editor as it is, before its dialog is opened", () => {
+    const definitions = { "s3-egress": registered("s3-egress"), "s3-egress-config": registered("s3-egress-config") };
+    for (const [file, flow] of savedFlows()) {
+      for (const node of flow) {
+        const definition = definitions[node.type as keyof typeof definitions];
+        if (!definition) continue;
+        for (const [property, { validate }] of Object.entries(definition.defaults)) {
+          if (!validate || property === "sink") continue;
+          assert.equal(validate.call(node, node[property]), true, `${file}: ${node.type}.${property} = ${JSON.stringify(node[property])}`);
+        }
+      }
+    }
   });
 });

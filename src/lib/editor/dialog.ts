@@ -1,6 +1,5 @@
 // What both node dialogs do alike.
-import { absentProperties } from "../core/saved-properties";
-import type { PropertyDefinitions } from "./red";
+import { type Migration, migrated } from "../core/migrations";
 
 const MODULE = "@iot-sinks/node-red-s3-egress";
 
@@ -13,11 +12,14 @@ export function catalogOf(type: string): (key: string, substitutions?: Record<st
 }
 
 /**
- * Properties the saved node lacks (it was saved before they existed) show their defaults in the
- * dialog, so that saving stores them. `inputPrefix` is "node-input-" or "node-config-input-".
+ * A node saved by an earlier version opens upgraded: its dialog shows what the migrations make of
+ * its properties (those added since it was saved, with their defaults; those changed, converted),
+ * so that saving stores them. `inputPrefix` is "node-input-" or "node-config-input-".
  */
-export function showAbsentDefaults(node: Record<string, unknown>, defaults: PropertyDefinitions, inputPrefix: string): void {
-  for (const [property, value] of absentProperties(node, defaults)) {
+export function showMigrated(node: Record<string, unknown>, migrations: readonly Migration[], inputPrefix: string): void {
+  const upgraded = migrated(node, migrations);
+  for (const [property, value] of Object.entries(upgraded)) {
+    if (value === node[property]) continue;
     const input = $(`#${inputPrefix}${property}`);
     if (input.is(":checkbox")) input.prop("checked", value === true);
     else input.val(String(value));
