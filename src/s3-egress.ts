@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
 import { InputError } from "./lib/core/errors";
+import { formatBytes } from "./lib/core/bytes";
 import { MessageIdGenerator } from "./lib/core/ids";
 import { migrated } from "./lib/core/migrations";
 import { choiceOf, egressChoicesProblem, parquetSchemaProblem } from "./lib/core/rules";
@@ -16,7 +17,7 @@ import { EgressMetrics } from "./lib/metrics/egress-metrics";
 import { healthOf, stallDuration } from "./lib/metrics/health";
 import { MessagesController } from "./lib/nodered/messages-controller";
 import type { Done, EgressMsg, RouteReport, Send } from "./lib/nodered/route";
-import { ThrottledStatus, formatBytes } from "./lib/nodered/status";
+import { ThrottledStatus } from "./lib/nodered/status";
 import type { S3Error } from "./lib/s3/errors";
 import { EGRESS_MIGRATIONS } from "./s3-egress/migrations";
 

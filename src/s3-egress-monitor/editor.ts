@@ -1,6 +1,7 @@
 // The "S3 egress" sidebar tab: every s3-egress node of the workspace with what it is doing now. The
 // runtime publishes one update per node at most once a second on the comms topic
 // s3-egress/metrics/<node id> (src/lib/metrics/monitor.ts).
+import { formatBytes } from "../lib/core/bytes";
 import type { SidebarUpdate } from "../lib/metrics/monitor";
 import type { EditorNode } from "../lib/editor/red";
 
@@ -12,30 +13,18 @@ const SPARKLINE_SECONDS = 5;
 const SVG = "http://www.w3.org/2000/svg";
 // Figures shown under the sparkline: locale key and how to read it from an update.
 const FIGURES: [string, (update: SidebarUpdate) => string][] = [
-  ["written", (u) => `${u.objectsWritten} · ${bytes(u.bytesWritten)}`],
-  ["queue", (u) => `${u.queuedMsgs} · ${bytes(u.queuedBytes)}`],
+  ["written", (u) => `${u.objectsWritten} · ${formatBytes(u.bytesWritten)}`],
+  ["queue", (u) => `${u.queuedMsgs} · ${formatBytes(u.queuedBytes)}`],
   ["in-flight", (u) => `${u.writesInFlight} / ${u.concurrencyLimit}`],
-  ["spool", (u) => `${u.spoolRecords} · ${bytes(u.spoolBytes)}`],
+  ["spool", (u) => `${u.spoolRecords} · ${formatBytes(u.spoolBytes)}`],
   ["retries", (u) => String(u.retries)],
   ["failed", (u) => String(u.failures)],
-  ["batches", (u) => `${u.openBatches} · ${bytes(u.bufferedBytes)} / ${bytes(u.batchMemoryBudget)}${u.spilledBytes > 0 ? ` · ${bytes(u.spilledBytes)} on disk` : ""}`],
+  ["batches", (u) => `${u.openBatches} · ${formatBytes(u.bufferedBytes)} / ${formatBytes(u.batchMemoryBudget)}${u.spilledBytes > 0 ? ` · ${formatBytes(u.spilledBytes)} on disk` : ""}`],
   ["last-write", (u) => (u.lastWriteAt ? time(u.lastWriteAt) : "-")],
 ];
 
 function time(epochMs: number): string {
   return new Date(epochMs).toLocaleTimeString([], { hour12: false });
-}
-
-function bytes(count: number): string {
-  if (count < 1024) return `${count} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let value = count / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
 }
 
 function mean(values: number[]): number {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { batchContentType } from "../../nodes/lib/delivery/batches";
 import { batchSettings } from "../../nodes/lib/nodered/egress-settings";
-import { formatBytes } from "../../nodes/lib/nodered/status";
+import { formatBytes } from "../../nodes/lib/core/bytes";
 
 describe("batch settings and texts", () => {
   it("reads the node's batch properties, with defaults for what is missing; an enumerated value it does not know is refused, named", () => {
