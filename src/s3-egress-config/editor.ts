@@ -11,7 +11,7 @@ import {
   regionProblem,
 } from "../lib/core/rules";
 import { absentMeansDefault } from "../lib/core/saved-properties";
-import { catalogOf, showMigrated } from "../lib/editor/dialog";
+import { catalogOf, showUpgraded } from "../lib/editor/dialog";
 import { CONFIG_DEFAULTS, CONFIG_MIGRATIONS } from "./migrations";
 import type { EditorNode, NodeDefinition, PropertyDefinitions, Validator } from "../lib/editor/red";
 
@@ -116,7 +116,7 @@ export const definition: NodeDefinition = {
   },
   label,
   oneditprepare() {
-    showMigrated(this, CONFIG_MIGRATIONS, "node-config-input-");
+    showUpgraded(this, CONFIG_MIGRATIONS, defaults, "node-config-input-");
     const regions = $("#s3-egress-config-regions");
     for (const region of REGIONS) $("<option>").attr("value", region).appendTo(regions);
     // A configuration without a usable bucket, or with Object Lock but no checksum, cannot be added or

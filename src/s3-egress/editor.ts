@@ -12,7 +12,7 @@ import {
   segmentProblem,
 } from "../lib/core/rules";
 import { absentMeansDefault } from "../lib/core/saved-properties";
-import { catalogOf, showMigrated } from "../lib/editor/dialog";
+import { catalogOf, showUpgraded } from "../lib/editor/dialog";
 import { EGRESS_DEFAULTS, EGRESS_MIGRATIONS } from "./migrations";
 import type { EditorNode, NodeDefinition, PropertyDefinitions, TypedInputType, Validator } from "../lib/editor/red";
 
@@ -250,7 +250,7 @@ export const definition: NodeDefinition = {
     const sinkSelect = $("#node-input-sink");
     const sink = onlySink();
     if ((!sinkSelect.val() || sinkSelect.val() === "_ADD_") && sink) sinkSelect.val(sink).trigger("change");
-    showMigrated(node, EGRESS_MIGRATIONS, "node-input-");
+    showUpgraded(node, EGRESS_MIGRATIONS, defaults, "node-input-");
     showUnknownChoices(node);
     for (const field of FIELDS) {
       $(`#node-input-${field}`).typedInput({ types: fieldTypes(field), typeField: `#node-input-${field}Type` });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { bucketProblem, cacheControlProblem, egressChoicesProblem, parquetSchemaProblem, contentTypeProblem, endpointPath, endpointProblem, pathProblem, regionProblem, segmentProblem, utf8Length } from "../../nodes/lib/core/rules";
-import { absentMeansDefault } from "../../nodes/lib/core/saved-properties";
+import { absentMeansDefault, absentProperties } from "../../nodes/lib/core/saved-properties";
 import { decodeHeaderValue, encodeHeaderValue } from "../../nodes/lib/core/rfc2047";
 import { MessageIdGenerator, utcDate } from "../../nodes/lib/core/ids";
 
@@ -87,6 +87,11 @@ describe("saved properties (flows saved before a property existed)", () => {
     assert.equal(defaults.idleTimeout.validate.call({}, -1), "must be a number");
     // A default that does not validate (a required reference) still fails when absent.
     assert.equal(defaults.sink.validate.call({}, undefined), false);
+  });
+
+  it("list the absent properties with their defaults, for the dialog to fill in", () => {
+    assert.deepEqual(absentProperties({ name: "n", sink: "abc" }, definitions()), [["idleTimeout", 0]]);
+    assert.deepEqual(absentProperties({ name: "n", idleTimeout: 5, sink: "" }, definitions()), []);
   });
 });
 

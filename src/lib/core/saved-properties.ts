@@ -24,3 +24,10 @@ export function absentMeansDefault<Defaults extends Record<string, PropertyDefin
   }
   return defaults;
 }
+
+/** The properties `node` lacks, with their defaults: what the dialog fills in, so that saving stores them. */
+export function absentProperties(node: Record<string, unknown>, defaults: Record<string, PropertyDefinition>): [string, unknown][] {
+  return Object.entries(defaults)
+    .filter(([property, definition]) => node[property] === undefined && definition.value !== undefined)
+    .map(([property, definition]) => [property, definition.value]);
+}

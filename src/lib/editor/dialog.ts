@@ -1,5 +1,7 @@
 // What both node dialogs do alike.
 import { type Migration, migrated } from "../core/migrations";
+import { absentProperties } from "../core/saved-properties";
+import type { PropertyDefinitions } from "./red";
 
 const MODULE = "@iot-sinks/node-red-s3-egress";
 
@@ -14,10 +16,12 @@ export function catalogOf(type: string): (key: string, substitutions?: Record<st
 /**
  * A node saved by an earlier version opens upgraded: its dialog shows what the migrations make of
  * its properties (those added since it was saved, with their defaults; those changed, converted),
- * so that saving stores them. `inputPrefix` is "node-input-" or "node-config-input-".
+ * and any property still missing (a hand-written or imported node) as its default, so that saving
+ * stores them. `inputPrefix` is "node-input-" or "node-config-input-".
  */
-export function showMigrated(node: Record<string, unknown>, migrations: readonly Migration[], inputPrefix: string): void {
+export function showUpgraded(node: Record<string, unknown>, migrations: readonly Migration[], defaults: PropertyDefinitions, inputPrefix: string): void {
   const upgraded = migrated(node, migrations);
+  for (const [property, value] of absentProperties(upgraded, defaults)) upgraded[property] = value;
   for (const [property, value] of Object.entries(upgraded)) {
     if (value === node[property]) continue;
     const input = $(`#${inputPrefix}${property}`);
