@@ -27,13 +27,10 @@ export const EGRESS_DEFAULTS = {
   openBatchesFull: "complete-oldest",
 } as const;
 
-/** Attempts in all, the default of the count "Give up after" replaced. */
-const ATTEMPTS_DEFAULT = 5;
-
 export const EGRESS_MIGRATIONS: readonly Migration[] = [
   {
-    change: "delivery options: spool, queue bounds and the policy when full, retries (as Attempts), never overwrite",
-    ...added({ ...defaultsOf(EGRESS_DEFAULTS, "spool", "queueFull", "maxQueue", "maxQueueMB", "maxRetryDelay", "neverOverwrite"), attempts: ATTEMPTS_DEFAULT }),
+    change: "delivery options: spool, queue bounds and the policy when full, retries (then counted as Attempts), never overwrite",
+    ...added(defaultsOf(EGRESS_DEFAULTS, "spool", "queueFull", "maxQueue", "maxQueueMB", "maxRetryDelay", "neverOverwrite")),
   },
   { change: "Batch Completions: concatenation, idle timeout, compression", ...added(defaultsOf(EGRESS_DEFAULTS, "concatenation", "idleTimeout", "compression")) },
   { change: "a bound on open batches and what a msg beyond it meets", ...added(defaultsOf(EGRESS_DEFAULTS, "maxOpenBatches", "openBatchesFull")) },
@@ -41,7 +38,7 @@ export const EGRESS_MIGRATIONS: readonly Migration[] = [
     // The count is dropped, not converted: 5 attempts from 100 ms were 1.5 s of backoff, which lost
     // msgs to ordinary outages; such a node gets the time budget (docs/delivery-guarantees.md).
     change: "retries by a time budget: Attempts became Give up after",
-    applies: (saved) => saved.attempts !== undefined,
+    applies: (saved) => saved.giveUpAfter === undefined || saved.attempts !== undefined,
     up: (saved) => ({ attempts: undefined, giveUpAfter: saved.giveUpAfter ?? EGRESS_DEFAULTS.giveUpAfter }),
   },
   { change: "a memory budget for open batches", ...added(defaultsOf(EGRESS_DEFAULTS, "maxBatchMemoryMB")) },

@@ -38,6 +38,11 @@ describe("migrations of saved flows", () => {
     }
   });
 
+  it("none applies to a node saved by this version", () => {
+    for (const migration of EGRESS_MIGRATIONS) assert.equal(migration.applies({ ...EGRESS_DEFAULTS }), false, migration.change);
+    for (const migration of CONFIG_MIGRATIONS) assert.equal(migration.applies({ ...CONFIG_DEFAULTS }), false, migration.change);
+  });
+
   it("leave today's examples as they are", () => {
     for (const file of readdirSync(EXAMPLES).filter((name) => name.endsWith(".json"))) {
       for (const node of JSON.parse(readFileSync(path.join(EXAMPLES, file), "utf8")) as Record<string, unknown>[]) {
