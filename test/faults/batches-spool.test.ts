@@ -81,4 +81,32 @@ describe("faults: open batches kept in the spool across a redeploy, Batch Comple
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.deepEqual(segments(), []);
   });
+
+  it("a msg that completed its batch, sent again because its answer was lost (before and after a graceful restart): answered by the batch that holds it, as already written, with no continuation key", async () => {
+    const { s3, proxy } = context;
+    proxy.conditionalWrites = true;
+    const settings = { input: "batches", concatenation: "newline", spool: true };
+    flow = await EgressFlow.load(proxy.endpoint, settings);
+    const robot = { streamGroup: "g", stream: "s", deviceId: "robot", batchId: "b1" };
+    const completing = { ...robot, messageId: "m3", payload: "line 3", complete: true };
+    for (const index of range(3)) await flow.join({ ...robot, messageId: `m${index}`, payload: `line ${index}` });
+    const key = "batches/g/s/robot/b1";
+    const written = async (msg: Record<string, unknown>) => (await flow.write(msg)).s3 as { key: string; alreadyWritten?: boolean; messages: number };
+    const first = await written(completing);
+    assert.deepEqual([first.key, first.alreadyWritten, first.messages], [key, undefined, 4]);
+
+    const again = await written(completing);
+    assert.deepEqual([again.key, again.alreadyWritten, again.messages], [key, true, 4], "sent again: the batch's write");
+    await flow.redeploy({ name: "redeployed" });
+    const afterRestart = await written(completing);
+    assert.deepEqual([afterRestart.key, afterRestart.alreadyWritten, afterRestart.messages], [key, true, 4], "sent again after the restart: the batch's write, kept beside the spool");
+    assert.deepEqual(await s3.keys(), [key], "one object");
+    assert.equal((await s3.get(key)).body.toString(), range(4).map((index) => `line ${index}`).join("\n"));
+
+    // Another msg (another id, other bytes, or no id to know it by) completing alone under the key is a batch of its own.
+    await flow.write({ ...completing, messageId: "m4" });
+    await flow.write({ ...completing, payload: "line 3, corrected" });
+    await flow.write({ ...completing, messageId: undefined });
+    assert.deepEqual(await s3.keys(), [key, `${key}~2`, `${key}~3`, `${key}~4`]);
+  });
 });

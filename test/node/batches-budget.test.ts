@@ -215,7 +215,7 @@ describe("open batches within the memory budget (Batch memory)", function () {
     assert.deepEqual(readdirSync(spoolDirectory).filter((name) => name.endsWith(".seg")), [], "every record released");
   });
 
-  it("a msg that arrives after the open batches were let go (a node closing with the spool) stays in the spool and joins its batch at the next start", async () => {
+  it("a msg that arrives after the open batches were let go (a node closing with the spool) stays in the spool and joins its batch at the next start; sent again (its answer lost with the node), the completing msg is answered by that batch's write", async () => {
     const events = new Events();
     const { spool, batches: first } = await spooledBatches(events);
     await first.resume(spool);
@@ -224,12 +224,17 @@ describe("open batches within the memory budget (Batch memory)", function () {
     await join(first, msgOf(0, lines[1]));
     await first.suspend();
     // Still on its way when the node closed: it completes the batch, but not alone under the batch's key.
-    assert.deepEqual(await join(first, msgOf(0, lines[2], true)), { held: true });
+    const completing = { ...msgOf(0, lines[2], true), messageId: "m2" };
+    assert.deepEqual(await join(first, completing), { held: true });
     await spool.close();
     assert.deepEqual(await s3.keys(), [], "nothing written while closing");
 
     const { spool: reopened, batches: second } = await spooledBatches(events);
     assert.equal(await second.resume(reopened), 3);
+    const again = await second.accept(completing);
+    assert.ok("completed" in again);
+    const outcome = await again.completed;
+    assert.deepEqual([outcome?.key, outcome?.alreadyWritten], [keyOf(0), true]);
     await second.close();
     await reopened.close();
     assert.deepEqual(events.failed, []);

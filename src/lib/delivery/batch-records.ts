@@ -12,6 +12,8 @@ export interface BatchMsg {
   /** Arrival time, ms since the epoch. */
   arrival: number;
   msgid: string;
+  /** The msg's own message id, when it carries one (not a batch field): with its bytes, it makes a completing msg sent again known. */
+  messageId?: string;
 }
 
 /** What a msg adds to its batch: its payload's bytes (none without a payload), and the Content-Type those bytes have. */
@@ -31,6 +33,7 @@ interface RecordedMsg {
   body?: "text" | "bytes";
   complete: boolean;
   arrival: number;
+  messageId?: string;
 }
 
 /** The metadata entry that marks a spool record as a batch msg (Messages-route records have none). */
@@ -42,7 +45,7 @@ export function isBatchRecord(write: SpooledWrite): boolean {
 
 /** The spool record of a batch msg: enough to let it join its batch again at the next start. */
 export function batchRecord(msg: BatchMsg, piece: BatchPiece): SpooledWrite {
-  const recorded: RecordedMsg = { fields: msg.fields, type: piece.type, complete: msg.complete, arrival: msg.arrival };
+  const recorded: RecordedMsg = { fields: msg.fields, type: piece.type, complete: msg.complete, arrival: msg.arrival, messageId: msg.messageId };
   if (typeof msg.contentType === "string" && msg.contentType !== "") recorded.contentType = msg.contentType;
   let body: Buffer = Buffer.alloc(0);
   if (typeof piece.body === "string") {
@@ -75,6 +78,7 @@ export function readBatchRecord(write: SpooledWrite): { msg: BatchMsg; piece: Ba
     complete: recorded.complete,
     arrival: recorded.arrival,
     msgid: write.msgid,
+    messageId: recorded.messageId,
   };
   return { msg, piece };
 }

@@ -7,6 +7,7 @@ import type { ObjectLock, ObjectOptions, S3Sink, WriteResult } from "../s3/clien
 import { S3Error } from "../s3/errors";
 import { type BatchMsg, type BatchPiece, batchRecord, readBatchRecord } from "./batch-records";
 import { BufferPool, sizeClass } from "./buffer-pool";
+import { CompletedBatches, completingIdentity } from "./completed-batches";
 import { GzipWriter } from "./gzip";
 import { type WriteOutcome, withResult } from "./messages";
 import { DEFAULT_PART_SIZE, type ObjectWriter, StreamingUpload } from "./multipart";
@@ -40,6 +41,8 @@ const WRITTEN_KEYS_REMEMBERED = 10_000;
 const REPLAY_READ_BYTES = 1024 * 1024;
 /** Continuation keys tried after S3 refused a batch key as existing (If-None-Match), before giving up. */
 const MAX_KEY_PROBES = 100;
+/** Beside the spool's records: the batches completed by a msg (CompletedBatches), kept from a graceful close to the next start. */
+const COMPLETED_BATCHES_FILE = "completed-batches.json";
 
 export interface BatchSettings {
   /** The seed's "Target Path Config". */
@@ -192,6 +195,7 @@ export class Batches {
   private readonly completing = new Set<Promise<unknown>>();
   /** Base key -> the highest number written (or being written) under it in this run. */
   private readonly written = new Map<string, number>();
+  private readonly completed = new CompletedBatches();
   private heldBytes = 0;
   /** Bytes read back or taken out of batches on their way to S3. */
   private outgoingBytes = 0;
@@ -284,6 +288,8 @@ export class Batches {
     this.spool = spool;
     this.replaying = true;
     try {
+      const completed = await spool.takeKept(COMPLETED_BATCHES_FILE).catch(ignore);
+      if (completed) this.completed.restore(completed);
       return await this.replay(spool);
     } finally {
       const now = Date.now() - this.clockBase;
@@ -333,6 +339,8 @@ export class Batches {
    */
   accept(msg: BatchMsg): Admission | Promise<Admission> {
     const piece = this.check(msg);
+    const repeated = this.repeatedCompletion(msg, piece);
+    if (repeated) return { completed: repeated };
     const spool = this.spool;
     if (this.closed) {
       // Delivered after the node began to close (Node-RED delivers msgs already on their way): kept in
@@ -372,6 +380,23 @@ export class Batches {
     this.heldBytes = 0;
     await Promise.allSettled([...aborts, ...this.completing]);
     this.pool.clear();
+    // The answers to the msgs that completed the last batches may be lost with the runtime: their devices send them again after the start.
+    const completed = this.completed.noted();
+    if (completed) await this.spool?.keep(COMPLETED_BATCHES_FILE, completed).catch(ignore);
+  }
+
+  /**
+   * A msg that completed a batch written before (the last under its key), sent again alone because
+   * its answer was lost: the write of that batch, marked already written, and nothing more is
+   * written. Undefined for any other msg.
+   */
+  private repeatedCompletion(msg: BatchMsg, piece: BatchPiece): Promise<WriteOutcome | undefined> | undefined {
+    const identity = msg.complete ? completingIdentity(msg.messageId, piece.body) : undefined;
+    if (identity === undefined) return undefined;
+    const batch = this.open.get(identityOf(msg.fields));
+    if (batch !== undefined && batch.fields.batchId === msg.fields.batchId) return undefined;
+    const write = this.completed.writeOf(this.keyOf(msg.fields), identity);
+    return write?.then((outcome) => outcome && { ...outcome, alreadyWritten: true });
   }
 
   /** Everything about a msg that can be refused, checked before it is recorded. */
@@ -499,7 +524,7 @@ export class Batches {
         this.append(batch, piece.body);
       }
     }
-    if (complete) return { completed: this.finish(batch, "complete") };
+    if (complete) return { completed: this.finish(batch, "complete", completingIdentity(msg.messageId, piece.body)) };
     if (batch.sending) {
       const stream = batch.stream!;
       return { ready: batch.sending.then(() => stream.body.drained()) };
@@ -840,8 +865,11 @@ export class Batches {
     batch.disk = undefined;
   }
 
-  /** Completes a batch: writes it, then releases its records (unless the node closed first: they stay for the next start). */
-  private finish(batch: OpenBatch, trigger: CompletionTrigger): Promise<WriteOutcome | undefined> {
+  /**
+   * Completes a batch: writes it, then releases its records (unless the node closed first: they
+   * stay for the next start). `completingMsg`: the identity of the msg that completed it.
+   */
+  private finish(batch: OpenBatch, trigger: CompletionTrigger, completingMsg?: string): Promise<WriteOutcome | undefined> {
     const identity = identityOf(batch.fields);
     if (this.open.get(identity) === batch) this.open.delete(identity);
     const stored = this.store(batch);
@@ -857,6 +885,7 @@ export class Batches {
         throw error;
       },
     );
+    this.completed.writing(this.keyOf(batch.fields), completingMsg, result);
     void result.then(ignore, ignore).finally(() => {
       this.streaming.delete(batch);
       this.dropDisk(batch);

@@ -386,6 +386,20 @@ export class Spool {
     await Promise.all([...this.removals]);
   }
 
+  /** Keeps `text` durably in the file `name` beside the records (replacing it): what a route remembers for its next start besides them. */
+  async keep(name: string, text: string): Promise<void> {
+    const file = path.join(this.directory, name);
+    await writeDurably(file, Buffer.from(text, "utf8"), `${file}${TEMP_SUFFIX}`);
+  }
+
+  /** What `keep` left under `name`, taken (the file is removed); undefined when there is none. */
+  async takeKept(name: string): Promise<string | undefined> {
+    const file = path.join(this.directory, name);
+    const data = await readIfPresent(file);
+    if (data) await fs.rm(file, { force: true });
+    return data?.toString("utf8");
+  }
+
   /**
    * Takes the oldest waiting appends, up to one segment's size (at least one), encoded one after
    * the other into `buffer` when it is large enough (one buffer serves a whole burst), else into a

@@ -116,7 +116,8 @@ export class BatchesController {
       if (this.unusable) throw this.unusable;
       const { fieldOptions, nextMessageId, contentType } = this.options;
       const fields = toFields(raw, fieldOptions, { arrival, nextMessageId });
-      const admission = this.batches.accept({ fields, payload: msg.payload, contentType: msg.contentType || contentType, complete: msg.complete === true, arrival, msgid: String(msg._msgid) });
+      const messageId = typeof raw.messageId === "string" && raw.messageId !== "" ? raw.messageId : undefined;
+      const admission = this.batches.accept({ fields, payload: msg.payload, contentType: msg.contentType || contentType, complete: msg.complete === true, arrival, msgid: String(msg._msgid), messageId });
       if (admission instanceof Promise) {
         admission.then(
           (admitted) => this.admitted(admitted, msg, send, done),
