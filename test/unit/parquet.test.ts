@@ -5,11 +5,11 @@ import { ParquetFile, duckdb, wasmRead } from "../support/parquet-readers";
 
 describe("Parquet rows and columns (concatenation parquet)", () => {
   it("a row is its arrival, msgid and object as one line of JSON; its fields' kinds, nulls left out", () => {
-    const { line, kinds } = parquetRow({ a: 1, b: 1.5, c: "x", d: false, e: { f: 1 }, g: [1], h: null }, 1700000000123, "id-1", "k");
+    const { line, kinds } = parquetRow({ a: 1, b: 1.5, c: "x", d: false, e: { f: 1 }, g: [1], h: null }, 1700000000123, "id-1", () => "k");
     assert.equal(line, '[1700000000123,"id-1",{"a":1,"b":1.5,"c":"x","d":false,"e":{"f":1},"g":[1],"h":null}]');
     assert.deepEqual([...kinds], [["a", "int64"], ["b", "double"], ["c", "string"], ["d", "boolean"], ["e", "json"], ["g", "json"]]);
     assert.deepEqual(kindsOfLine(line), kinds, "a row read back from the spool has the same kinds");
-    assert.ok(!parquetRow('{\n  "pretty": true\n}', 1, "m", "k").line.includes("\n"), "one line whatever the payload's text");
+    assert.ok(!parquetRow('{\n  "pretty": true\n}', 1, "m", () => "k").line.includes("\n"), "one line whatever the payload's text");
   });
 
   it("columns widen: whole numbers and fractions make double, anything else mixed is JSON text", () => {
@@ -20,16 +20,16 @@ describe("Parquet rows and columns (concatenation parquet)", () => {
 
   it("a streaming batch's fixed columns take what fits them and name the field and batch of what does not", () => {
     const columns: Columns = new Map([["n", "double"], ["j", "json"], ["i", "int64"]]);
-    assert.equal(misfit(columns, new Map([["n", "int64"], ["j", "string"]]), "K"), undefined);
-    assert.match(String(misfit(columns, new Map([["x", "int64"]]), "K")?.message), /^msg\.payload\.x is not a column of batch K: not in its Parquet schema, fixed/);
-    assert.match(String(misfit(columns, new Map([["i", "double"]]), "K")?.message), /^msg\.payload\.i is double, but column i of batch K is int64/);
+    assert.equal(misfit(columns, new Map([["n", "int64"], ["j", "string"]]), () => "K"), undefined);
+    assert.match(String(misfit(columns, new Map([["x", "int64"]]), () => "K")?.message), /^msg\.payload\.x is not a column of batch K: not in its Parquet schema, fixed/);
+    assert.match(String(misfit(columns, new Map([["i", "double"]]), () => "K")?.message), /^msg\.payload\.i is double, but column i of batch K is int64/);
   });
 
   it("rows cut anywhere between writes make the same rows as one write, in row groups of at most 1 MiB of JSON; a small batch is one row group", async () => {
     const columns: Columns = new Map();
     const lines: string[] = [];
     for (let index = 0; index < 300; index++) {
-      const { line, kinds } = parquetRow({ index, text: "é".repeat(index % 7) }, 1_000 + index, `m${index}`, "k");
+      const { line, kinds } = parquetRow({ index, text: "é".repeat(index % 7) }, 1_000 + index, `m${index}`, () => "k");
       addColumns(columns, kinds);
       lines.push(line);
     }
@@ -50,7 +50,7 @@ describe("Parquet rows and columns (concatenation parquet)", () => {
     const columns: Columns = new Map();
     const lines: string[] = [];
     for (const text of ["b".repeat(5000) + "z", "a".repeat(40) + "\u00ff".repeat(3000), "c".repeat(17)]) {
-      const { line, kinds } = parquetRow({ text }, 1, "m", "k");
+      const { line, kinds } = parquetRow({ text }, 1, "m", () => "k");
       addColumns(columns, kinds);
       lines.push(line);
     }

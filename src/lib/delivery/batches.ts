@@ -148,7 +148,7 @@ interface BatchDisk {
 interface Outgoing {
   bytes: Buffer;
   counted: number;
-  /** The pool's buffer the bytes lie in (read back from disk), given back once they have left. */
+  /** The buffer the bytes lie in (the batch's own, or the pool's for bytes read back from disk), given back to the pool once they have left. */
   buffer?: Buffer;
 }
 
@@ -399,7 +399,7 @@ export class Batches {
 
   /** A msg's row of a Parquet batch, refused (naming the field and the batch) when it does not fit the given schema, or the columns its batch fixed by streaming. */
   private parquetPiece(msg: BatchMsg, batch: OpenBatch | undefined): BatchPiece {
-    const key = batch ? this.numberedKey(batch.fields, batch.number) : this.keyOf(msg.fields);
+    const key = () => (batch ? this.numberedKey(batch.fields, batch.number) : this.keyOf(msg.fields));
     const { line, kinds } = parquetRow(msg.payload, msg.arrival, msg.msgid, key);
     const given = this.settings.parquetSchema;
     const fixed = given?.columns ?? (batch?.stream ? batch.columns : undefined);
@@ -606,6 +606,7 @@ export class Batches {
     } else tail = this.takeHeld(batch);
     if (fromDisk === 0 && !batch.sending) {
       stream.body.write(tail.bytes);
+      this.encoded(batch, tail);
       this.released(tail.counted);
       return;
     }
@@ -615,6 +616,7 @@ export class Batches {
       .then(async () => {
         const part = fromDisk === 0 ? tail : await this.readBack(batch, fromDisk, tail);
         if (!stream.body.failed) stream.body.write(part.bytes);
+        this.encoded(batch, part);
         this.released(part.counted);
       })
       .catch((error: Error) => stream.upload.abandon(error).catch(ignore))
@@ -632,6 +634,16 @@ export class Batches {
     return batch.stream;
   }
 
+  /**
+   * A Parquet batch's bytes are encoded (copied) as they are written: the buffer they lie in serves
+   * the next bytes at once, instead of a fresh part-sized buffer for each part.
+   */
+  private encoded(batch: OpenBatch, written: Outgoing): void {
+    if (batch.columns === undefined || written.buffer === undefined) return;
+    this.pool.give(written.buffer);
+    written.buffer = undefined;
+  }
+
   /** Takes the batch's bytes in memory out, on their way to S3; they count in the budget until `released`. */
   private takeHeld(batch: OpenBatch): Outgoing {
     const held = batch.held;
@@ -644,7 +656,7 @@ export class Batches {
     batch.held = undefined;
     batch.filled = 0;
     this.resident.delete(batch);
-    return { bytes, counted };
+    return { bytes, counted, buffer: typeof held === "string" ? undefined : held };
   }
 
   private dropHeld(batch: OpenBatch): void {
@@ -892,6 +904,7 @@ export class Batches {
       if (batch.stream) {
         const key = batch.stream.upload.key;
         if (!batch.stream.body.failed && rest.bytes.length > 0) batch.stream.body.write(rest.bytes);
+        this.encoded(batch, rest);
         this.released(rest.counted);
         rest.counted = 0;
         try {
@@ -902,6 +915,7 @@ export class Batches {
         }
       }
       const body = batch.columns ? await parquetObject(rest.bytes, batch.columns, this.settings.parquetCodec, this.settings.parquetSchema?.required) : this.gzipped() ? await gzipAsync(rest.bytes) : rest.bytes;
+      this.encoded(batch, rest);
       try {
         return await this.putBatch(batch, body);
       } finally {
