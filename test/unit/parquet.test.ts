@@ -46,6 +46,28 @@ describe("Parquet rows and columns (concatenation parquet)", () => {
     assert.deepEqual(streamed.rows[299], { _arrival: 1299, _msgid: "m299", index: 299n, text: "é".repeat(299 % 7) });
   });
 
+  it("batches encoded by turns, row group by row group (they share the encoders' buffer), each make their own rows", async () => {
+    const batches = [0, 1].map((batch) => {
+      const columns: Columns = new Map();
+      const lines: string[] = [];
+      // About 2.5 MiB of JSON each: row groups are written between the other batch's.
+      for (let index = 0; index < 2500; index++) {
+        const { line, kinds } = parquetRow({ batch, index, text: `${batch}`.repeat(1000) }, index, `m${batch}-${index}`, () => "k");
+        addColumns(columns, kinds);
+        lines.push(line);
+      }
+      const kept = new Collected();
+      return { bytes: Buffer.from(lines.join("\n")), columns, kept, encoder: new ParquetEncoder(kept, columns, "snappy") };
+    });
+    for (let start = 0; start < batches[0].bytes.length; start += 256 * 1024) for (const { bytes, encoder } of batches) encoder.write(bytes.subarray(start, start + 256 * 1024));
+    for (const { encoder } of batches) await encoder.finish();
+    for (const { bytes, columns, kept } of batches) {
+      const streamed = wasmRead(Buffer.concat(kept.chunks));
+      assert.equal(streamed.rows.length, 2500);
+      assert.deepEqual(streamed.rows, wasmRead(await parquetObject(bytes, columns, "snappy")).rows);
+    }
+  });
+
   it("long text keeps statistics of 16 bytes, marked inexact, that still bound the values (the writer does not hold a row group's text until the footer)", async () => {
     const columns: Columns = new Map();
     const lines: string[] = [];
