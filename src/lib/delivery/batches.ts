@@ -148,7 +148,7 @@ interface BatchDisk {
 interface Outgoing {
   bytes: Buffer;
   counted: number;
-  /** The buffer the bytes lie in (the batch's own, or the pool's for bytes read back from disk), given back to the pool once they have left. */
+  /** The pool's buffer the bytes lie in (read back from disk), given back once they have left. */
   buffer?: Buffer;
 }
 
@@ -606,7 +606,6 @@ export class Batches {
     } else tail = this.takeHeld(batch);
     if (fromDisk === 0 && !batch.sending) {
       stream.body.write(tail.bytes);
-      this.encoded(batch, tail);
       this.released(tail.counted);
       return;
     }
@@ -616,7 +615,6 @@ export class Batches {
       .then(async () => {
         const part = fromDisk === 0 ? tail : await this.readBack(batch, fromDisk, tail);
         if (!stream.body.failed) stream.body.write(part.bytes);
-        this.encoded(batch, part);
         this.released(part.counted);
       })
       .catch((error: Error) => stream.upload.abandon(error).catch(ignore))
@@ -634,16 +632,6 @@ export class Batches {
     return batch.stream;
   }
 
-  /**
-   * A Parquet batch's bytes are encoded (copied) as they are written: the buffer they lie in serves
-   * the next bytes at once, instead of a fresh part-sized buffer for each part.
-   */
-  private encoded(batch: OpenBatch, written: Outgoing): void {
-    if (batch.columns === undefined || written.buffer === undefined) return;
-    this.pool.give(written.buffer);
-    written.buffer = undefined;
-  }
-
   /** Takes the batch's bytes in memory out, on their way to S3; they count in the budget until `released`. */
   private takeHeld(batch: OpenBatch): Outgoing {
     const held = batch.held;
@@ -656,7 +644,7 @@ export class Batches {
     batch.held = undefined;
     batch.filled = 0;
     this.resident.delete(batch);
-    return { bytes, counted, buffer: typeof held === "string" ? undefined : held };
+    return { bytes, counted };
   }
 
   private dropHeld(batch: OpenBatch): void {
@@ -904,7 +892,6 @@ export class Batches {
       if (batch.stream) {
         const key = batch.stream.upload.key;
         if (!batch.stream.body.failed && rest.bytes.length > 0) batch.stream.body.write(rest.bytes);
-        this.encoded(batch, rest);
         this.released(rest.counted);
         rest.counted = 0;
         try {
@@ -915,7 +902,6 @@ export class Batches {
         }
       }
       const body = batch.columns ? await parquetObject(rest.bytes, batch.columns, this.settings.parquetCodec, this.settings.parquetSchema?.required) : this.gzipped() ? await gzipAsync(rest.bytes) : rest.bytes;
-      this.encoded(batch, rest);
       try {
         return await this.putBatch(batch, body);
       } finally {

@@ -42,8 +42,8 @@ const NEWLINE = 0x0a;
 const ROW_GROUP_BYTES = 1024 * 1024;
 /** The bytes of a text min/max kept per row group (hyparquet-writer's own truncation in the footer). */
 const STATISTICS_BYTES = 16;
-/** The most a scratch buffer keeps between row groups (a row group of one long line may need more, once). */
-const SCRATCH_BYTES = 4 * 1024 * 1024;
+/** What an encoder's byte buffer keeps between row groups. */
+const IDLE_BUFFER_BYTES = 1024;
 
 type HyparquetWriter = typeof import("hyparquet-writer");
 let hyparquetWriter: HyparquetWriter | undefined;
@@ -159,13 +159,6 @@ function schemaOf(columns: Columns, required: Set<string> | undefined) {
 }
 
 /**
- * The bytes every encoder encodes into, one row group at a time: encoding is synchronous and each
- * row group's bytes are handed on before it returns, so one buffer serves all batches, instead of
- * each row group growing a buffer of its own from 1 KiB (its copies garbage for V8 to collect).
- */
-let scratch = new ArrayBuffer(64 * 1024);
-
-/**
  * Encodes a batch's rows (its held lines, see parquetRow) as Parquet: each write() of whole or
  * partial lines becomes one row group as soon as its lines are whole, and its encoded bytes go
  * on to `out`, so a batch is never held whole, encoded or not; finish() writes the footer (with
@@ -187,20 +180,17 @@ export class ParquetEncoder implements ObjectWriter {
     required?: Set<string>,
   ) {
     const { ByteWriter, ParquetWriter } = parquetWriterModule();
-    this.bytes = new ByteWriter(0);
-    this.attach();
+    this.bytes = new ByteWriter();
     // Its own copy: the schema is fixed now.
     this.columns = new Map(columns);
     this.names = [...columns.keys()];
     // Each row group's bytes go on as soon as it is encoded: the writer keeps only the footer's metadata.
     (this.bytes as unknown as { flush: () => void }).flush = () => this.handOver();
     this.writer = new ParquetWriter({ writer: this.bytes, schema: schemaOf(columns, required), codec: CODECS[codec], compressors: COMPRESSORS, statistics: true, createdBy: "@iot-sinks/node-red-s3-egress (hyparquet-writer)" });
-    // The file's header leaves the scratch buffer at once, before another encoder uses it.
-    this.handOver();
   }
 
   get buffered(): number {
-    return (this.partial?.length ?? 0) + this.out.buffered;
+    return this.bytes.buffer.byteLength + (this.partial?.length ?? 0) + this.out.buffered;
   }
 
   get backlogged(): boolean {
@@ -221,22 +211,17 @@ export class ParquetEncoder implements ObjectWriter {
    * for the next bytes or finish(), so a batch ends in one row group, not a stray last line.
    */
   write(bytes: Buffer): void {
-    // The line the last write cut starts the next row group: joined as text, not by copying `bytes` (a part) behind it.
-    let head = this.partial;
+    const text = this.partial ? Buffer.concat([this.partial, bytes]) : bytes;
     let start = 0;
-    for (;;) {
-      const room = Math.max(ROW_GROUP_BYTES - (head?.length ?? 0), 0);
-      if (bytes.length - start <= room) break;
-      let cut = bytes.lastIndexOf(NEWLINE, start + room);
-      if (cut < start) cut = bytes.indexOf(NEWLINE, start + room);
+    while (text.length - start > ROW_GROUP_BYTES) {
+      let cut = text.lastIndexOf(NEWLINE, start + ROW_GROUP_BYTES);
+      if (cut <= start) cut = text.indexOf(NEWLINE, start + ROW_GROUP_BYTES);
       if (cut < 0) break;
-      this.rowGroup(head, bytes.subarray(start, cut));
-      head = undefined;
+      this.rowGroup(text.subarray(start, cut));
       start = cut + 1;
     }
     // A copy: the caller's buffer serves other bytes once this returns.
-    const rest = bytes.subarray(start);
-    this.partial = rest.length === 0 ? head : head ? Buffer.concat([head, rest]) : Buffer.from(rest);
+    this.partial = start < text.length ? Buffer.from(text.subarray(start)) : undefined;
   }
 
   writeText(text: string): void {
@@ -244,17 +229,16 @@ export class ParquetEncoder implements ObjectWriter {
   }
 
   async finish(): Promise<UploadResult> {
-    if (this.partial) this.rowGroup(undefined, this.partial);
+    if (this.partial) this.rowGroup(this.partial);
     this.partial = undefined;
-    this.attach();
     this.writer.finish();
     this.handOver();
     return this.out.finish();
   }
 
-  /** Encodes lines (without the last "\n"), `head` (a line's start) before them, as one row group. */
-  private rowGroup(head: Buffer | undefined, lines: Buffer): void {
-    const text = head ? head.toString("utf8") + lines.toString("utf8") : lines.toString("utf8");
+  /** Encodes lines (without the last "\n") as one row group. */
+  private rowGroup(lines: Buffer): void {
+    const text = lines.toString("utf8");
     if (text === "") return;
     const rows = text.split("\n");
     const arrival = new Array<bigint>(rows.length);
@@ -276,29 +260,24 @@ export class ParquetEncoder implements ObjectWriter {
       { name: MSGID_COLUMN, data: msgid },
       ...this.names.map((name, column) => ({ name, data: data[column] })),
     ];
-    this.attach();
     void this.writer.write({ columnData, rowGroupSize: rows.length });
     // The writer keeps each row group's statistics until the footer: long text would stay whole meanwhile.
     const groups = (this.writer as unknown as { row_groups: { columns: { meta_data?: { statistics?: Statistics } }[] }[] }).row_groups;
     for (const column of groups[groups.length - 1].columns) shortenStatistics(column.meta_data?.statistics);
   }
 
-  /** Lets the byte writer write into the scratch buffer (another encoder may have grown it since). */
-  private attach(): void {
-    this.bytes.buffer = scratch;
-    this.bytes.view = new DataView(scratch);
-    this.bytes.index = 0;
-  }
-
   /**
-   * Passes the encoded bytes on (a copy: the scratch buffer serves the next row group) and empties
-   * the byte writer (its offset keeps counting the file); the scratch buffer keeps what the row
-   * group grew it to, up to SCRATCH_BYTES, and an open batch holds no buffer of its own.
+   * Passes the encoded bytes on and empties the byte writer (its offset keeps counting the file);
+   * a buffer grown for a row group goes too, so that an open batch between row groups holds none.
    */
   private handOver(): void {
-    if (this.bytes.index > 0) this.out.write(Buffer.from(this.bytes.getBytes()));
-    if (this.bytes.buffer.byteLength <= SCRATCH_BYTES) scratch = this.bytes.buffer;
-    this.attach();
+    if (this.bytes.index === 0) return;
+    this.out.write(Buffer.from(this.bytes.getBytes()));
+    this.bytes.index = 0;
+    if (this.bytes.buffer.byteLength > IDLE_BUFFER_BYTES) {
+      this.bytes.buffer = new ArrayBuffer(IDLE_BUFFER_BYTES);
+      this.bytes.view = new DataView(this.bytes.buffer);
+    }
   }
 }
 
