@@ -46,7 +46,7 @@ describe("Parquet rows and columns (concatenation parquet)", () => {
     assert.deepEqual(streamed.rows[299], { _arrival: 1299, _msgid: "m299", index: 299n, text: "é".repeat(299 % 7) });
   });
 
-  it("batches encoded by turns, row group by row group (they share the encoders' buffer), each make their own rows", async () => {
+  it("batches encoded by turns, row group by row group, each make their own rows", async () => {
     const batches = [0, 1].map((batch) => {
       const columns: Columns = new Map();
       const lines: string[] = [];
