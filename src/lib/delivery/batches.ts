@@ -424,7 +424,7 @@ export class Batches {
 
   /** A msg's row of a Parquet batch, refused (naming the field and the batch) when it does not fit the given schema, or the columns its batch fixed by streaming. */
   private parquetPiece(msg: BatchMsg, batch: OpenBatch | undefined): BatchPiece {
-    const key = batch ? this.numberedKey(batch.fields, batch.number) : this.keyOf(msg.fields);
+    const key = () => (batch ? this.numberedKey(batch.fields, batch.number) : this.keyOf(msg.fields));
     const { line, kinds } = parquetRow(msg.payload, msg.arrival, msg.msgid, key);
     const given = this.settings.parquetSchema;
     const fixed = given?.columns ?? (batch?.stream ? batch.columns : undefined);

@@ -6,6 +6,8 @@ import type { ObjectWriter, UploadResult } from "./multipart";
 export const PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet";
 /** Parquet's own compression of its pages (gzip through Node's zlib; snappy is the writer's own JavaScript). */
 export type ParquetCodec = "snappy" | "gzip" | "none";
+/** The key of the batch a row is for, named by errors only: made when one is thrown (it costs as much as a row's check). */
+export type BatchKey = () => string;
 /** The node's own columns of every row: when the msg arrived (µs, UTC) and its Node-RED `_msgid`. */
 export const ARRIVAL_COLUMN = "_arrival";
 export const MSGID_COLUMN = "_msgid";
@@ -79,21 +81,21 @@ function widened(a: ColumnKind, b: ColumnKind): ColumnKind {
  * JSON text `[arrival ms, _msgid, object]` (the form open batches hold and spill, one row a
  * line), and the kinds of its fields. Throws InputError, naming the batch, for anything else.
  */
-export function parquetRow(payload: unknown, arrival: number, msgid: string, key: string): { line: string; kinds: Columns } {
+export function parquetRow(payload: unknown, arrival: number, msgid: string, key: BatchKey): { line: string; kinds: Columns } {
   let row = payload;
   if (typeof payload === "string" || Buffer.isBuffer(payload)) {
     try {
       row = JSON.parse(payload.toString());
     } catch {
-      throw new InputError("msg.payload", `is not a JSON object (concatenation parquet, batch ${key}): text that is not JSON`);
+      throw new InputError("msg.payload", `is not a JSON object (concatenation parquet, batch ${key()}): text that is not JSON`);
     }
   }
   if (row === null || typeof row !== "object" || Array.isArray(row)) {
-    throw new InputError("msg.payload", `is not a JSON object (concatenation parquet, batch ${key}): ${row === null ? "null" : Array.isArray(row) ? "an array" : typeof row}`);
+    throw new InputError("msg.payload", `is not a JSON object (concatenation parquet, batch ${key()}): ${row === null ? "null" : Array.isArray(row) ? "an array" : typeof row}`);
   }
   const kinds: Columns = new Map();
   for (const [name, value] of Object.entries(row)) {
-    if (name === ARRIVAL_COLUMN || name === MSGID_COLUMN) throw new InputError(`msg.payload.${name}`, `is a column the node writes itself (concatenation parquet, batch ${key})`);
+    if (name === ARRIVAL_COLUMN || name === MSGID_COLUMN) throw new InputError(`msg.payload.${name}`, `is a column the node writes itself (concatenation parquet, batch ${key()})`);
     if (value !== null && value !== undefined) kinds.set(name, kindOf(value));
   }
   let text: string;
@@ -125,15 +127,15 @@ export function addColumns(columns: Columns, kinds: Columns): void {
  * Why a row does not fit fixed columns (a given schema, or those a streaming batch fixed with its
  * first row group), naming the field and the batch, or undefined when it fits.
  */
-export function misfit(columns: Columns, kinds: Columns, key: string, given?: GivenSchema): InputError | undefined {
+export function misfit(columns: Columns, kinds: Columns, key: BatchKey, given?: GivenSchema): InputError | undefined {
   const fixedBy = given ? "the Parquet schema given on the node" : "its Parquet schema, fixed (inferred) when its first row group was written";
   for (const [name, kind] of kinds) {
     const known = columns.get(name);
-    if (known === undefined) return new InputError(`msg.payload.${name}`, `is not a column of batch ${key}: not in ${fixedBy}`);
-    if (widened(known, kind) !== known) return new InputError(`msg.payload.${name}`, `is ${kind}, but column ${name} of batch ${key} is ${known} (${fixedBy})`);
+    if (known === undefined) return new InputError(`msg.payload.${name}`, `is not a column of batch ${key()}: not in ${fixedBy}`);
+    if (widened(known, kind) !== known) return new InputError(`msg.payload.${name}`, `is ${kind}, but column ${name} of batch ${key()} is ${known} (${fixedBy})`);
   }
   for (const name of given?.required ?? []) {
-    if (!kinds.has(name)) return new InputError(`msg.payload.${name}`, `is missing (or null), but required by the Parquet schema given on the node (batch ${key})`);
+    if (!kinds.has(name)) return new InputError(`msg.payload.${name}`, `is missing (or null), but required by the Parquet schema given on the node (batch ${key()})`);
   }
   return undefined;
 }
