@@ -138,8 +138,15 @@ interface OpenBatch {
 
 interface BatchDisk {
   bytes: number;
+  /** Where in the object its bytes on disk start. */
+  start: number;
+  /** Without the spool: the spill file runs that hold them. */
   runs: DiskRun[];
-  /** With the spool: the first record whose body is not yet in `runs`, and where its bytes start in the object. */
+  /**
+   * With the spool: the first record not yet read back whole, and where its bytes start in the
+   * object. Its bytes on disk are its records' bodies, found from here when they are read back:
+   * no run objects besides the records (a fleet's batches hold hundreds of thousands).
+   */
   recordIndex: number;
   recordStart: number;
 }
@@ -609,11 +616,11 @@ export class Batches {
       this.released(tail.counted);
       return;
     }
-    this.takeDisk(batch, fromDisk);
+    const at = this.takeDisk(batch, fromDisk);
     // Parts of one batch go in order: each waits for the one before it to be read back.
     const sending: Promise<void> = (batch.sending ?? Promise.resolve())
       .then(async () => {
-        const part = fromDisk === 0 ? tail : await this.readBack(batch, fromDisk, tail);
+        const part = fromDisk === 0 ? tail : await this.readBack(batch, at, fromDisk, tail);
         if (!stream.body.failed) stream.body.write(part.bytes);
         this.released(part.counted);
       })
@@ -653,21 +660,26 @@ export class Batches {
     batch.filled = 0;
   }
 
-  /** Counts the first `bytes` of the batch's bytes on disk as taken; `readBack` reads them. */
-  private takeDisk(batch: OpenBatch, bytes: number): void {
-    if (bytes === 0) return;
-    batch.disk!.bytes -= bytes;
+  /** Counts the first `bytes` of the batch's bytes on disk as taken (`readBack` reads them); returns where they start in the object. */
+  private takeDisk(batch: OpenBatch, bytes: number): number {
+    const disk = batch.disk;
+    if (!disk || bytes === 0) return batch.consumed;
+    const at = disk.start;
+    disk.start += bytes;
+    disk.bytes -= bytes;
     this.onDisk -= bytes;
+    return at;
   }
 
-  /** Reads the batch's next `fromDisk` bytes on disk back, followed by `tail`, once the budget has room for them. */
-  private async readBack(batch: OpenBatch, fromDisk: number, tail: Outgoing): Promise<Outgoing> {
+  /** Reads the batch's `fromDisk` bytes on disk from `at` on back, followed by `tail`, once the budget has room for them. */
+  private async readBack(batch: OpenBatch, at: number, fromDisk: number, tail: Outgoing): Promise<Outgoing> {
     const size = fromDisk + tail.bytes.length;
     await this.room(size, tail.counted);
     try {
       // Runs being written to a spill file are read once they are there.
       while (this.spilling) await this.spilling.catch(ignore);
-      const runs = takeRuns(batch.disk!.runs, fromDisk);
+      const disk = batch.disk!;
+      const runs = this.spool ? this.recordRuns(batch, disk, at, fromDisk) : takeRuns(disk.runs, fromDisk);
       const buffer = this.pool.take(size);
       const bytes = buffer.subarray(0, size);
       // readRuns copies the bytes still in memory before it first waits: their data can go at once.
@@ -778,10 +790,10 @@ export class Batches {
     const held = batch.held;
     if (held === undefined) return 0;
     const size = heldSize(batch);
-    const disk = (batch.disk ??= { bytes: 0, runs: [], recordIndex: 0, recordStart: 0 });
+    const disk = (batch.disk ??= { bytes: 0, start: 0, runs: [], recordIndex: 0, recordStart: 0 });
+    if (disk.bytes === 0) disk.start = batch.consumed;
     const counted = held.length;
     if (this.spool) {
-      disk.runs.push(...this.recordRuns(batch, disk));
       if (typeof held !== "string") this.pool.give(held);
     } else {
       const data = typeof held === "string" ? Buffer.from(held, "utf8") : held.subarray(0, batch.filled);
@@ -798,24 +810,33 @@ export class Batches {
     return counted;
   }
 
-  /** With the spool: the batch's bytes from `consumed` on, as the bodies of its records (each after its "\n" in a newline batch). */
-  private recordRuns(batch: OpenBatch, disk: BatchDisk): DiskRun[] {
-    const records = batch.records ?? [];
+  /**
+   * With the spool: the runs of the batch's bytes from `at` to `at + bytes`, in the bodies of its
+   * records (each after its "\n" in a newline batch); reads go forward, so the search starts where
+   * the last one ended.
+   */
+  private recordRuns(batch: OpenBatch, disk: BatchDisk, at: number, bytes: number): DiskRun[] {
+    const records = batch.records!;
     const newline = this.lines;
+    const end = at + bytes;
     const runs: DiskRun[] = [];
     let index = disk.recordIndex;
     let start = disk.recordStart;
-    // Records past `messages` carry no payload (a msg.complete alone).
-    for (; index < batch.messages && index < records.length; index++) {
+    // The bytes end with a payload's: never in the records past `messages` (a msg.complete alone).
+    for (; start < end; index++) {
       const entry = records[index];
       const lead = newline && index > 0 ? 1 : 0;
-      const end = start + lead + entry.bodyLength;
-      if (end > batch.consumed) {
-        const skipped = Math.max(0, batch.consumed - start - lead);
-        const bodyStart = entry.offset + entry.length - entry.bodyLength;
-        runs.push({ path: entry.segment.file, offset: bodyStart + skipped, length: entry.bodyLength - skipped, newline: lead === 1 && batch.consumed <= start });
+      const bodyAt = start + lead;
+      const next = bodyAt + entry.bodyLength;
+      if (next > at) {
+        const from = Math.max(at, bodyAt);
+        const length = Math.max(0, Math.min(end, next) - from);
+        const offset = entry.offset + entry.length - entry.bodyLength + from - bodyAt;
+        runs.push({ path: entry.segment.file, offset, length, newline: lead === 1 && at <= start });
       }
-      start = end;
+      // A record read back in part is where the next read starts.
+      if (next > end) break;
+      start = next;
     }
     disk.recordIndex = index;
     disk.recordStart = start;
@@ -886,8 +907,8 @@ export class Batches {
     const tail = this.takeHeld(batch);
     await batch.sending;
     const fromDisk = batch.disk?.bytes ?? 0;
-    this.takeDisk(batch, fromDisk);
-    const rest = fromDisk === 0 ? tail : await this.readBack(batch, fromDisk, tail);
+    const at = this.takeDisk(batch, fromDisk);
+    const rest = fromDisk === 0 ? tail : await this.readBack(batch, at, fromDisk, tail);
     try {
       if (batch.stream) {
         const key = batch.stream.upload.key;
