@@ -155,7 +155,7 @@ interface BatchDisk {
 interface Outgoing {
   bytes: Buffer;
   counted: number;
-  /** The pool's buffer the bytes lie in (read back from disk), given back once they have left. */
+  /** The pool's buffer the bytes lie in (a batch's own, or read back from disk), given back once copied or written (not while a part may still refer to it). */
   buffer?: Buffer;
 }
 
@@ -163,8 +163,6 @@ const NEWLINE = "\n";
 const gzipAsync = promisify(gzip);
 /** A spill frees memory down to this share of the budget, so that it is not needed again at the next msg. */
 const SPILL_TO = 0.75;
-/** Spare buffers (BufferPool) may hold what one spill frees; they make way when the batches need the room. */
-const SPARE_SHARE = 1 - SPILL_TO;
 const ignore = () => undefined;
 const EMPTY = Buffer.alloc(0);
 
@@ -215,7 +213,7 @@ export class Batches {
   /** Without the spool, while a spill that a msg waits for is written: later msgs wait behind it, in arrival order. */
   private placing: Promise<void> | undefined;
   private readonly partSize: number;
-  /** Buffers of batches whose bytes moved to disk, for the next ones. */
+  /** Buffers whose bytes moved to disk or left for S3, for the next batches and read-backs: in the budget's room the batches leave. */
   private readonly pool: BufferPool;
   private readonly clockBase = Date.now();
   private spool: Spool | undefined;
@@ -234,7 +232,7 @@ export class Batches {
     this.partSize = settings.partSize ?? DEFAULT_PART_SIZE;
     // A runtime that cannot encode Parquet says so at start, not at the first completion.
     if (settings.concatenation === "parquet") parquetWriterModule();
-    this.pool = new BufferPool(Math.floor(settings.maxBatchMemoryBytes * SPARE_SHARE));
+    this.pool = new BufferPool(settings.maxBatchMemoryBytes);
     const directory = settings.spillDirectory;
     if (directory) {
       this.spillStore = SpillStore.open(directory).catch((error: NodeJS.ErrnoException) => {
@@ -584,12 +582,22 @@ export class Batches {
     const capacity = buffer?.length ?? 0;
     if (needed <= capacity) return;
     const grown = this.pool.take(this.grownSize(batch, needed));
-    if (buffer) {
-      buffer.copy(grown, 0, 0, batch.filled);
-      this.pool.give(buffer);
-    }
+    buffer?.copy(grown, 0, 0, batch.filled);
     batch.held = grown;
     this.heldBytes += grown.length - capacity;
+    if (buffer) this.spare(buffer);
+  }
+
+  /**
+   * Keeps a buffer nothing refers to any more as a spare while the budget has room for it (spares
+   * of other sizes make way). A completion storm reads back the budget's worth of batches again
+   * and again: fresh buffers for each would leave that much garbage each time, until V8 collects.
+   */
+  private spare(buffer: Buffer): void {
+    const budget = this.settings.maxBatchMemoryBytes;
+    const over = this.bufferedBytes + buffer.length - budget;
+    if (over > 0) this.pool.trim(over, buffer.length);
+    if (this.bufferedBytes + buffer.length <= budget) this.pool.give(buffer);
   }
 
   /**
@@ -651,7 +659,7 @@ export class Batches {
     batch.held = undefined;
     batch.filled = 0;
     this.resident.delete(batch);
-    return { bytes, counted };
+    return typeof held === "string" ? { bytes, counted } : { bytes, counted, buffer: held };
   }
 
   private dropHeld(batch: OpenBatch): void {
@@ -690,10 +698,11 @@ export class Batches {
       tail.bytes.copy(bytes, fromDisk);
       return { bytes, counted: size, buffer };
     } catch (error) {
+      // Not given back: a read that failed may leave others still writing into the buffer.
       this.released(size);
       throw error;
     } finally {
-      this.released(tail.counted);
+      this.sent(tail);
     }
   }
 
@@ -701,6 +710,15 @@ export class Batches {
   private released(bytes: number): void {
     if (bytes === 0) return;
     this.outgoingBytes -= bytes;
+    this.wake();
+  }
+
+  /** Outgoing bytes are no longer needed (copied, or their request ended): they leave the budget, and their pool buffer serves the next batch. */
+  private sent(outgoing: Outgoing): void {
+    this.outgoingBytes -= outgoing.counted;
+    outgoing.counted = 0;
+    if (outgoing.buffer) this.spare(outgoing.buffer);
+    outgoing.buffer = undefined;
     this.wake();
   }
 
@@ -764,7 +782,7 @@ export class Batches {
         this.runDataBytes -= moved;
         for (const run of runs) {
           // Its bytes are in the file now, or no longer needed: the buffer serves the next batch.
-          if (run.buffer && run.data === undefined) this.pool.give(run.buffer);
+          if (run.buffer && run.data === undefined) this.spare(run.buffer);
           run.buffer = undefined;
         }
       },
@@ -793,9 +811,7 @@ export class Batches {
     const disk = (batch.disk ??= { bytes: 0, start: 0, runs: [], recordIndex: 0, recordStart: 0 });
     if (disk.bytes === 0) disk.start = batch.consumed;
     const counted = held.length;
-    if (this.spool) {
-      if (typeof held !== "string") this.pool.give(held);
-    } else {
+    if (!this.spool) {
       const data = typeof held === "string" ? Buffer.from(held, "utf8") : held.subarray(0, batch.filled);
       const run: DiskRun = { path: "", offset: 0, length: size, newline: false, data };
       if (typeof held !== "string") run.buffer = held;
@@ -807,6 +823,7 @@ export class Batches {
     disk.bytes += size;
     this.onDisk += size;
     this.dropHeld(batch);
+    if (this.spool && typeof held !== "string") this.spare(held);
     return counted;
   }
 
@@ -927,7 +944,7 @@ export class Batches {
         return await this.putBatch(batch, body);
       } finally {
         // The request has ended (written, or failed for good): its body is free for the next batch.
-        if (rest.buffer) this.pool.give(rest.buffer);
+        this.sent(rest);
       }
     } finally {
       this.released(rest.counted);
