@@ -192,10 +192,3 @@ function readStretches(file: string, list: Stretch[], target: Buffer): Promise<v
     });
   });
 }
-
-/** The bytes the runs hold, their newlines included. */
-export function runBytes(runs: DiskRun[]): number {
-  let bytes = 0;
-  for (const run of runs) bytes += run.length + (run.newline ? 1 : 0);
-  return bytes;
-}
