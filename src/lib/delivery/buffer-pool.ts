@@ -1,16 +1,12 @@
 /** Below this a buffer comes from Node's shared slab or is too small to be worth keeping. */
 const MIN_POOLED = 8 * 1024;
-/** A spare up to this many times the size asked for serves a take when none of its size is left. */
-const LARGER_SERVES = 4;
 
 /**
  * Spare buffers for open batches: a buffer whose bytes moved to disk serves the next batch instead
  * of becoming garbage. Without it a fleet's bytes pass through fresh buffers at the ingest rate,
  * and memory freed only when V8 next collects (tens of MiB later) is memory the process holds.
  * Sizes go up in steps of an eighth of a power of two, so buffers of similar sizes are shared at
- * most 12.5 % over what was asked for, or up to LARGER_SERVES times when none of the size is
- * left: batches grow by doubling, so the sizes given back are rarely those asked for next, and a
- * spare left over becomes garbage when the batches need its room. Holds at most `capacity` bytes.
+ * most 12.5 % over what was asked for. Holds at most `capacity` bytes.
  */
 export class BufferPool {
   private readonly spare = new Map<number, Buffer[]>();
@@ -25,24 +21,15 @@ export class BufferPool {
 
   /** Whether `take(size)` would be served by a spare buffer. */
   has(size: number): boolean {
-    return this.serving(size) !== undefined;
-  }
-
-  /** The size of the spare `take(size)` would use: of its size class, else the smallest larger one within LARGER_SERVES. */
-  private serving(size: number): number | undefined {
-    const length = sizeClass(size);
-    if ((this.spare.get(length)?.length ?? 0) > 0) return length;
-    let best: number | undefined;
-    for (const [larger, list] of this.spare) if (list.length > 0 && larger > length && larger <= length * LARGER_SERVES && (best === undefined || larger < best)) best = larger;
-    return best;
+    return (this.spare.get(sizeClass(size))?.length ?? 0) > 0;
   }
 
   /**
    * Lets go of spare buffers, those of the size with most bytes first, until `bytes` are freed or
-   * only spares of the size a take of `keep` would use are left (it is about to use one).
+   * only spares of `keep`'s size class are left (a take of that size is about to use one).
    */
   trim(bytes: number, keep = 0): void {
-    const kept = this.serving(keep) ?? sizeClass(keep);
+    const kept = sizeClass(keep);
     const goal = Math.max(0, this.held - bytes);
     while (this.held > goal) {
       const [size, largest] = this.mostBytes(kept);
@@ -52,11 +39,11 @@ export class BufferPool {
     }
   }
 
-  /** A buffer of at least `size` bytes (its length is its size class, or a spare's up to LARGER_SERVES times that), uninitialised. */
+  /** A buffer of at least `size` bytes (its length is its size class), uninitialised. */
   take(size: number): Buffer {
-    const length = this.serving(size);
-    if (length === undefined) return Buffer.allocUnsafe(sizeClass(size));
-    const buffer = this.spare.get(length)!.pop()!;
+    const length = sizeClass(size);
+    const buffer = this.spare.get(length)?.pop();
+    if (buffer === undefined) return Buffer.allocUnsafe(length);
     this.held -= length;
     return buffer;
   }
