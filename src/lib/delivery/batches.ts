@@ -141,8 +141,15 @@ interface OpenBatch {
 
 interface BatchDisk {
   bytes: number;
+  /** Where in the object its bytes on disk start. */
+  start: number;
+  /** Without the spool: the spill file runs that hold them. */
   runs: DiskRun[];
-  /** With the spool: the first record whose body is not yet in `runs`, and where its bytes start in the object. */
+  /**
+   * With the spool: the first record not yet read back whole, and where its bytes start in the
+   * object. Its bytes on disk are its records' bodies, found from here when they are read back:
+   * no run objects besides the records (a fleet's batches hold hundreds of thousands).
+   */
   recordIndex: number;
   recordStart: number;
 }
@@ -151,7 +158,7 @@ interface BatchDisk {
 interface Outgoing {
   bytes: Buffer;
   counted: number;
-  /** The pool's buffer the bytes lie in (read back from disk), given back once they have left. */
+  /** The pool's buffer the bytes lie in (a batch's own, or read back from disk), given back once copied or written (not while a part may still refer to it). */
   buffer?: Buffer;
 }
 
@@ -159,8 +166,6 @@ const NEWLINE = "\n";
 const gzipAsync = promisify(gzip);
 /** A spill frees memory down to this share of the budget, so that it is not needed again at the next msg. */
 const SPILL_TO = 0.75;
-/** Spare buffers (BufferPool) may hold what one spill frees; they make way when the batches need the room. */
-const SPARE_SHARE = 1 - SPILL_TO;
 const ignore = () => undefined;
 const EMPTY = Buffer.alloc(0);
 
@@ -212,7 +217,7 @@ export class Batches {
   /** Without the spool, while a spill that a msg waits for is written: later msgs wait behind it, in arrival order. */
   private placing: Promise<void> | undefined;
   private readonly partSize: number;
-  /** Buffers of batches whose bytes moved to disk, for the next ones. */
+  /** Buffers whose bytes moved to disk or left for S3, for the next batches and read-backs: in the budget's room the batches leave. */
   private readonly pool: BufferPool;
   private readonly clockBase = Date.now();
   private spool: Spool | undefined;
@@ -231,7 +236,7 @@ export class Batches {
     this.partSize = settings.partSize ?? DEFAULT_PART_SIZE;
     // A runtime that cannot encode Parquet says so at start, not at the first completion.
     if (settings.concatenation === "parquet") parquetWriterModule();
-    this.pool = new BufferPool(Math.floor(settings.maxBatchMemoryBytes * SPARE_SHARE));
+    this.pool = new BufferPool(settings.maxBatchMemoryBytes);
     const directory = settings.spillDirectory;
     if (directory) {
       this.spillStore = SpillStore.open(directory).catch((error: NodeJS.ErrnoException) => {
@@ -602,12 +607,22 @@ export class Batches {
     const capacity = buffer?.length ?? 0;
     if (needed <= capacity) return;
     const grown = this.pool.take(this.grownSize(batch, needed));
-    if (buffer) {
-      buffer.copy(grown, 0, 0, batch.filled);
-      this.pool.give(buffer);
-    }
+    buffer?.copy(grown, 0, 0, batch.filled);
     batch.held = grown;
     this.heldBytes += grown.length - capacity;
+    if (buffer) this.spare(buffer);
+  }
+
+  /**
+   * Keeps a buffer nothing refers to any more as a spare while the budget has room for it (spares
+   * of other sizes make way). A completion storm reads back the budget's worth of batches again
+   * and again: fresh buffers for each would leave that much garbage each time, until V8 collects.
+   */
+  private spare(buffer: Buffer): void {
+    const budget = this.settings.maxBatchMemoryBytes;
+    const over = this.bufferedBytes + buffer.length - budget;
+    if (over > 0) this.pool.trim(over, buffer.length);
+    if (this.bufferedBytes + buffer.length <= budget) this.pool.give(buffer);
   }
 
   /**
@@ -634,11 +649,11 @@ export class Batches {
       this.released(tail.counted);
       return;
     }
-    this.takeDisk(batch, fromDisk);
+    const at = this.takeDisk(batch, fromDisk);
     // Parts of one batch go in order: each waits for the one before it to be read back.
     const sending: Promise<void> = (batch.sending ?? Promise.resolve())
       .then(async () => {
-        const part = fromDisk === 0 ? tail : await this.readBack(batch, fromDisk, tail);
+        const part = fromDisk === 0 ? tail : await this.readBack(batch, at, fromDisk, tail);
         if (!stream.body.failed) stream.body.write(part.bytes);
         this.released(part.counted);
       })
@@ -669,7 +684,7 @@ export class Batches {
     batch.held = undefined;
     batch.filled = 0;
     this.resident.delete(batch);
-    return { bytes, counted };
+    return typeof held === "string" ? { bytes, counted } : { bytes, counted, buffer: held };
   }
 
   private dropHeld(batch: OpenBatch): void {
@@ -678,21 +693,26 @@ export class Batches {
     batch.filled = 0;
   }
 
-  /** Counts the first `bytes` of the batch's bytes on disk as taken; `readBack` reads them. */
-  private takeDisk(batch: OpenBatch, bytes: number): void {
-    if (bytes === 0) return;
-    batch.disk!.bytes -= bytes;
+  /** Counts the first `bytes` of the batch's bytes on disk as taken (`readBack` reads them); returns where they start in the object. */
+  private takeDisk(batch: OpenBatch, bytes: number): number {
+    const disk = batch.disk;
+    if (!disk || bytes === 0) return batch.consumed;
+    const at = disk.start;
+    disk.start += bytes;
+    disk.bytes -= bytes;
     this.onDisk -= bytes;
+    return at;
   }
 
-  /** Reads the batch's next `fromDisk` bytes on disk back, followed by `tail`, once the budget has room for them. */
-  private async readBack(batch: OpenBatch, fromDisk: number, tail: Outgoing): Promise<Outgoing> {
+  /** Reads the batch's `fromDisk` bytes on disk from `at` on back, followed by `tail`, once the budget has room for them. */
+  private async readBack(batch: OpenBatch, at: number, fromDisk: number, tail: Outgoing): Promise<Outgoing> {
     const size = fromDisk + tail.bytes.length;
     await this.room(size, tail.counted);
     try {
       // Runs being written to a spill file are read once they are there.
       while (this.spilling) await this.spilling.catch(ignore);
-      const runs = takeRuns(batch.disk!.runs, fromDisk);
+      const disk = batch.disk!;
+      const runs = this.spool ? this.recordRuns(batch, disk, at, fromDisk) : takeRuns(disk.runs, fromDisk);
       const buffer = this.pool.take(size);
       const bytes = buffer.subarray(0, size);
       // readRuns copies the bytes still in memory before it first waits: their data can go at once.
@@ -703,10 +723,11 @@ export class Batches {
       tail.bytes.copy(bytes, fromDisk);
       return { bytes, counted: size, buffer };
     } catch (error) {
+      // Not given back: a read that failed may leave others still writing into the buffer.
       this.released(size);
       throw error;
     } finally {
-      this.released(tail.counted);
+      this.sent(tail);
     }
   }
 
@@ -714,6 +735,15 @@ export class Batches {
   private released(bytes: number): void {
     if (bytes === 0) return;
     this.outgoingBytes -= bytes;
+    this.wake();
+  }
+
+  /** Outgoing bytes are no longer needed (copied, or their request ended): they leave the budget, and their pool buffer serves the next batch. */
+  private sent(outgoing: Outgoing): void {
+    this.outgoingBytes -= outgoing.counted;
+    outgoing.counted = 0;
+    if (outgoing.buffer) this.spare(outgoing.buffer);
+    outgoing.buffer = undefined;
     this.wake();
   }
 
@@ -777,7 +807,7 @@ export class Batches {
         this.runDataBytes -= moved;
         for (const run of runs) {
           // Its bytes are in the file now, or no longer needed: the buffer serves the next batch.
-          if (run.buffer && run.data === undefined) this.pool.give(run.buffer);
+          if (run.buffer && run.data === undefined) this.spare(run.buffer);
           run.buffer = undefined;
         }
       },
@@ -803,12 +833,10 @@ export class Batches {
     const held = batch.held;
     if (held === undefined) return 0;
     const size = heldSize(batch);
-    const disk = (batch.disk ??= { bytes: 0, runs: [], recordIndex: 0, recordStart: 0 });
+    const disk = (batch.disk ??= { bytes: 0, start: 0, runs: [], recordIndex: 0, recordStart: 0 });
+    if (disk.bytes === 0) disk.start = batch.consumed;
     const counted = held.length;
-    if (this.spool) {
-      disk.runs.push(...this.recordRuns(batch, disk));
-      if (typeof held !== "string") this.pool.give(held);
-    } else {
+    if (!this.spool) {
       const data = typeof held === "string" ? Buffer.from(held, "utf8") : held.subarray(0, batch.filled);
       const run: DiskRun = { path: "", offset: 0, length: size, newline: false, data };
       if (typeof held !== "string") run.buffer = held;
@@ -820,27 +848,37 @@ export class Batches {
     disk.bytes += size;
     this.onDisk += size;
     this.dropHeld(batch);
+    if (this.spool && typeof held !== "string") this.spare(held);
     return counted;
   }
 
-  /** With the spool: the batch's bytes from `consumed` on, as the bodies of its records (each after its "\n" in a newline batch). */
-  private recordRuns(batch: OpenBatch, disk: BatchDisk): DiskRun[] {
-    const records = batch.records ?? [];
+  /**
+   * With the spool: the runs of the batch's bytes from `at` to `at + bytes`, in the bodies of its
+   * records (each after its "\n" in a newline batch); reads go forward, so the search starts where
+   * the last one ended.
+   */
+  private recordRuns(batch: OpenBatch, disk: BatchDisk, at: number, bytes: number): DiskRun[] {
+    const records = batch.records!;
     const newline = this.lines;
+    const end = at + bytes;
     const runs: DiskRun[] = [];
     let index = disk.recordIndex;
     let start = disk.recordStart;
-    // Records past `messages` carry no payload (a msg.complete alone).
-    for (; index < batch.messages && index < records.length; index++) {
+    // The bytes end with a payload's: never in the records past `messages` (a msg.complete alone).
+    for (; start < end; index++) {
       const entry = records[index];
       const lead = newline && index > 0 ? 1 : 0;
-      const end = start + lead + entry.bodyLength;
-      if (end > batch.consumed) {
-        const skipped = Math.max(0, batch.consumed - start - lead);
-        const bodyStart = entry.offset + entry.length - entry.bodyLength;
-        runs.push({ path: entry.segment.file, offset: bodyStart + skipped, length: entry.bodyLength - skipped, newline: lead === 1 && batch.consumed <= start });
+      const bodyAt = start + lead;
+      const next = bodyAt + entry.bodyLength;
+      if (next > at) {
+        const from = Math.max(at, bodyAt);
+        const length = Math.max(0, Math.min(end, next) - from);
+        const offset = entry.offset + entry.length - entry.bodyLength + from - bodyAt;
+        runs.push({ path: entry.segment.file, offset, length, newline: lead === 1 && at <= start });
       }
-      start = end;
+      // A record read back in part is where the next read starts.
+      if (next > end) break;
+      start = next;
     }
     disk.recordIndex = index;
     disk.recordStart = start;
@@ -915,8 +953,8 @@ export class Batches {
     const tail = this.takeHeld(batch);
     await batch.sending;
     const fromDisk = batch.disk?.bytes ?? 0;
-    this.takeDisk(batch, fromDisk);
-    const rest = fromDisk === 0 ? tail : await this.readBack(batch, fromDisk, tail);
+    const at = this.takeDisk(batch, fromDisk);
+    const rest = fromDisk === 0 ? tail : await this.readBack(batch, at, fromDisk, tail);
     try {
       if (batch.stream) {
         const key = batch.stream.upload.key;
@@ -935,7 +973,7 @@ export class Batches {
         return await this.putBatch(batch, body);
       } finally {
         // The request has ended (written, or failed for good): its body is free for the next batch.
-        if (rest.buffer) this.pool.give(rest.buffer);
+        this.sent(rest);
       }
     } finally {
       this.released(rest.counted);
