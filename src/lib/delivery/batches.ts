@@ -396,10 +396,12 @@ export class Batches {
    * written. Undefined for any other msg.
    */
   private repeatedCompletion(msg: BatchMsg, piece: BatchPiece): Promise<WriteOutcome | undefined> | undefined {
-    const identity = msg.complete ? completingIdentity(msg.messageId, piece.body) : undefined;
-    if (identity === undefined) return undefined;
+    if (!msg.complete) return undefined;
+    // A msg that completes its open batch (the usual case) is hashed once, when that batch is written.
     const batch = this.open.get(identityOf(msg.fields));
     if (batch !== undefined && batch.fields.batchId === msg.fields.batchId) return undefined;
+    const identity = completingIdentity(msg.messageId, piece.body);
+    if (identity === undefined) return undefined;
     const write = this.completed.writeOf(this.keyOf(msg.fields), identity);
     return write?.then((outcome) => outcome && { ...outcome, alreadyWritten: true });
   }
