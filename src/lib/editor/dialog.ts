@@ -20,7 +20,8 @@ export function catalogOf(type: string): (key: string, substitutions?: Record<st
  * stores them. `inputPrefix` is "node-input-" or "node-config-input-".
  */
 export function showUpgraded(node: Record<string, unknown>, migrations: readonly Migration[], defaults: PropertyDefinitions, inputPrefix: string): void {
-  const upgraded = migrated(node, migrations);
+  // A copy: when no migration applies, migrated() gives the node itself, which the dialog must not change.
+  const upgraded = { ...migrated(node, migrations) };
   for (const [property, value] of absentProperties(upgraded, defaults)) upgraded[property] = value;
   for (const [property, value] of Object.entries(upgraded)) {
     if (value === node[property]) continue;
