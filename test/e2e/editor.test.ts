@@ -10,6 +10,8 @@ import type { Page } from "playwright-core";
 import { SCREENSHOTS } from "../support/chromium";
 import { editorSession } from "../support/editor-session";
 import { type LocalS3, TEST_BUCKET } from "../support/s3";
+import { nodeOf, savedFlows } from "../support/saved-flows";
+import { EGRESS_DEFAULTS } from "../../nodes/s3-egress/migrations";
 
 const PACKAGE = "@iot-sinks/node-red-s3-egress";
 // Node ids of examples/messages-from-simulated-devices.json; its config node is pointed at this test's s3rver.
@@ -483,6 +485,35 @@ describe("editor in Chromium (packed package, Import → Examples, deploy, injec
     ];
     await page.locator("#s3-egress-preview-sample").fill(JSON.stringify(readings, null, 2));
     await page.locator("#s3-egress-preview-result td", { hasText: "application/vnd.apache.parquet" }).waitFor();
+    await page.locator("#node-dialog-cancel").click();
+    assert.deepEqual(browser.pageErrors, []);
+  });
+
+  it("opens a node saved by an earlier version upgraded, and an imported node without key fields with theirs", async () => {
+    const { page, browser } = session;
+    // Saved with Attempts, a fixed number of writes in flight, and without the later properties.
+    const saved = nodeOf(savedFlows().get("2026-11-25b-delivery.json")!, "s3-egress");
+    const keyless: Record<string, unknown> = { ...EGRESS_DEFAULTS, name: "no key fields" };
+    await page.evaluate(
+      ({ sink, z, nodes }) => {
+        RED.nodes.import(nodes.map((node, index) => ({ ...node, id: `e2e00000000002${index}`, type: "s3-egress", z, sink, x: 580, y: 800 + 60 * index, wires: [[]] })), { generateIds: false });
+        RED.nodes.dirty(true);
+        RED.view.redraw(true);
+      },
+      { sink: CONFIG_ID, z: MESSAGES_TAB, nodes: [{ ...saved, name: "saved before Give up after" }, keyless] },
+    );
+    await closeTrays(page);
+    await page.locator('[id="e2e000000000020"] .red-ui-flow-node').dblclick();
+    const shown = async (property: string) => page.locator(`#node-input-${property}`).inputValue();
+    assert.deepEqual(
+      { concurrency: await shown("concurrency"), giveUpAfter: await shown("giveUpAfter"), maxRetryDelay: await shown("maxRetryDelay"), maxBatchMemoryMB: await shown("maxBatchMemoryMB"), parquetCodec: await shown("parquetCodec") },
+      { concurrency: "16", giveUpAfter: "", maxRetryDelay: "2", maxBatchMemoryMB: "32", parquetCodec: "snappy" },
+    );
+    await page.locator("#node-dialog-cancel").click();
+    await page.locator('[id="e2e000000000021"] .red-ui-flow-node').dblclick();
+    await page.locator("#node-input-streamGroup").waitFor({ state: "attached" });
+    const fields = await page.evaluate(() => ["streamGroup", "deviceId"].map((field) => [$(`#node-input-${field}`).typedInput("value"), $(`#node-input-${field}`).typedInput("type")]));
+    assert.deepEqual(fields, [["streamGroup", "msg"], ["deviceId", "msg"]]);
     await page.locator("#node-dialog-cancel").click();
     assert.deepEqual(browser.pageErrors, []);
   });
