@@ -12,7 +12,7 @@ import { GzipWriter } from "./gzip";
 import { type WriteOutcome, withResult } from "./messages";
 import { DEFAULT_PART_SIZE, type ObjectWriter, StreamingUpload } from "./multipart";
 import { type Columns, type GivenSchema, PARQUET_CONTENT_TYPE, type ParquetCodec, ParquetEncoder, addColumns, parquetWriterModule, kindsOfLine, misfit, parquetObject, parquetRow } from "./parquet";
-import { type DiskRun, SpillStore, SpillWriteError, readRuns, releaseRun, takeRuns } from "./spill";
+import { DiskRun, SpillStore, SpillWriteError, readRuns, releaseRun, takeRuns } from "./spill";
 import type { Spool, SpoolEntry, SpooledWrite } from "./spool";
 import { WriterClosedError, type Writer } from "./writer";
 
@@ -840,8 +840,7 @@ export class Batches {
     const counted = held.length;
     if (!this.spool) {
       const data = typeof held === "string" ? Buffer.from(held, "utf8") : held.subarray(0, batch.filled);
-      const run: DiskRun = { path: "", offset: 0, length: size, newline: false, data };
-      if (typeof held !== "string") run.buffer = held;
+      const run = new DiskRun("", 0, size, false, data, typeof held === "string" ? undefined : held);
       disk.runs.push(run);
       runs.push(run);
       this.runDataBytes += size;
@@ -876,7 +875,7 @@ export class Batches {
         const from = Math.max(at, bodyAt);
         const length = Math.max(0, Math.min(end, next) - from);
         const offset = entry.offset + entry.length - entry.bodyLength + from - bodyAt;
-        runs.push({ path: entry.segment.file, offset, length, newline: lead === 1 && at <= start });
+        runs.push(new DiskRun(entry.segment.file, offset, length, lead === 1 && at <= start));
       }
       // A record read back in part is where the next read starts.
       if (next > end) break;
