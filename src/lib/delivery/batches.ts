@@ -305,7 +305,9 @@ export class Batches {
 
   private async replay(spool: Spool): Promise<number> {
     let replayed = 0;
-    for (let run = await spool.takeDeferredRun(Infinity, REPLAY_READ_BYTES); run.length > 0; run = await spool.takeDeferredRun(Infinity, REPLAY_READ_BYTES)) {
+    // Views of each read: a msg's bytes are copied into its batch (or left in its record) as it joins.
+    const nextRun = () => spool.takeDeferredRun(Infinity, REPLAY_READ_BYTES, "view");
+    for (let run = await nextRun(); run.length > 0; run = await nextRun()) {
       for (const { entry, write } of run) if (await this.replayOne(spool, entry, write)) replayed++;
     }
     return replayed;
