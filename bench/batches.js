@@ -18,6 +18,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const http = require("node:http");
 const path = require("node:path");
+const v8 = require("node:v8");
 
 const NODES = path.join(__dirname, "..", "nodes", "lib");
 const MiB = 1024 * 1024;
@@ -214,6 +215,13 @@ const FLEET_MSG_BYTES = 16 * 1024;
 /** Msgs sent and not yet done() at most: a gateway's feed that never lets Node-RED's own queue grow. */
 const FLEET_WINDOW = 2000;
 /**
+ * The heap V8 gives Node.js by default on a gateway with 4 GiB (a quarter of its memory; 256 MiB
+ * on 1 GiB), the largest of the 1 to 4 GiB gateways fleets run on. On this machine's 24 GiB the
+ * default is 4 GiB, and V8 then lets the heap grow to about 3.3 times what is live before a full
+ * collection (about 2 times with a 1 GiB heap; --trace-gc): the fleet rows are measured with both.
+ */
+const GATEWAY_HEAP_MIB = 1024;
+/**
  * 256 payloads of 16 KiB, each of one byte value, shared by the msgs: the node copies what it
  * keeps, so fresh Buffers per msg would only measure the feed's own garbage (GiB per run).
  */
@@ -242,7 +250,8 @@ async function benchFleet(endpoint, report, { devices, batchKiB, spool = false, 
   const baseline = baselineRss ?? process.memoryUsage.rss();
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 5);
-  const figures = { devices, batchKiB, spool, phase, concatenation: concatenation ?? "plain", baselineRss: baseline };
+  const heapLimitMiB = Math.round(v8.getHeapStatistics().heap_size_limit / MiB);
+  const figures = { devices, batchKiB, spool, phase, concatenation: concatenation ?? "plain", heapLimitMiB, baselineRss: baseline };
   let sent = 0;
   const send = async (msg) => {
     while (sent - counts.done - counts.errors >= FLEET_WINDOW) await sleep(1);
@@ -295,10 +304,11 @@ async function scenario(name, options) {
   }
 }
 
-/** Runs one scenario in a fresh process (so memory figures never mix); resolves with its figures. */
+/** Runs one scenario in a fresh process (so memory figures never mix), with `options.heapMiB` as its heap's limit if given; resolves with its figures. */
 function inChild(name, options) {
   return new Promise((resolve, reject) => {
-    const child = fork(__filename, ["--scenario", name, JSON.stringify(options)], { execArgv: ["--expose-gc"], stdio: ["ignore", "pipe", "inherit", "ipc"] });
+    const execArgv = ["--expose-gc", ...(options.heapMiB ? [`--max-old-space-size=${options.heapMiB}`] : [])];
+    const child = fork(__filename, ["--scenario", name, JSON.stringify(options)], { execArgv, stdio: ["ignore", "pipe", "inherit", "ipc"] });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     // A run that ends itself with SIGKILL (a crash) has written its figures first.
@@ -329,6 +339,7 @@ async function runBatchBench(options = {}) {
 /**
  * The fleet rows: 1,000 devices x 1 MiB and 10,000 x 256 KiB open at once, then completed, spool
  * off and on; and with the spool a SIGKILL while the 10,000 are open and the restart's rebuild.
+ * Each with Node.js's default heap here and with a gateway's (GATEWAY_HEAP_MIB).
  */
 async function runFleetBench(options = {}) {
   const fleets = options.fleets ?? [
@@ -336,20 +347,22 @@ async function runFleetBench(options = {}) {
     { devices: 10_000, batchKiB: 256 },
   ];
   const rows = [];
-  for (const fleet of fleets) {
-    for (const spool of [false, true]) {
-      rows.push(await inChild("fleet", { ...fleet, spool }));
-      // The same msgs into batches that keep no bytes: what the feed, Node-RED (and the spool) cost alone.
-      rows.push(await inChild("fleet", { ...fleet, spool, concatenation: "none" }));
+  for (const heapMiB of options.heaps ?? [undefined, GATEWAY_HEAP_MIB]) {
+    for (const fleet of fleets) {
+      for (const spool of [false, true]) {
+        rows.push(await inChild("fleet", { ...fleet, spool, heapMiB }));
+        // The same msgs into batches that keep no bytes: what the feed, Node-RED (and the spool) cost alone.
+        rows.push(await inChild("fleet", { ...fleet, spool, heapMiB, concatenation: "none" }));
+      }
     }
-  }
-  const crashFleet = fleets[fleets.length - 1];
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-egress-bench-crash-"));
-  try {
-    const opened = await inChild("fleet", { ...crashFleet, spool: true, phase: "open", userDir });
-    rows.push({ ...(await inChild("fleet", { ...crashFleet, spool: true, phase: "resume", userDir, baselineRss: opened.baselineRss })), opened });
-  } finally {
-    fs.rmSync(userDir, { recursive: true, force: true });
+    const crashFleet = fleets[fleets.length - 1];
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "s3-egress-bench-crash-"));
+    try {
+      const opened = await inChild("fleet", { ...crashFleet, spool: true, heapMiB, phase: "open", userDir });
+      rows.push({ ...(await inChild("fleet", { ...crashFleet, spool: true, heapMiB, phase: "resume", userDir, baselineRss: opened.baselineRss })), opened });
+    } finally {
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
   }
   return rows;
 }
