@@ -228,8 +228,9 @@ export class Spool {
       if (name.endsWith(TEMP_SUFFIX)) await fs.rm(file, { force: true });
       if (!name.endsWith(SEGMENT_SUFFIX)) continue;
       spool.nextSequence = Math.max(spool.nextSequence, Number.parseInt(name, 10) + 1 || 1);
-      const data = await readSegment(file, scratch);
-      if (!data) continue;
+      const read = await readSegment(file, scratch);
+      if (!read) continue;
+      const { data, modifiedMs } = read;
       const scanned = scanSegment(data);
       for (const problem of scanned.problems) onProblem({ file, offset: problem.offset, problem: problem.problem });
       if (scanned.problems.length > 0) {
@@ -247,7 +248,7 @@ export class Spool {
         spool.foreign.records += records.length;
         spool.foreign.files.push(file);
       } else {
-        const segment: Segment = { file, outstanding: records.length, durableAt: (await fs.stat(file)).mtimeMs };
+        const segment: Segment = { file, outstanding: records.length, durableAt: modifiedMs };
         spool.liveSegments.add(segment);
         for (const record of records) {
           spool.deferredEntries.push({ segment, ...record });
@@ -472,10 +473,11 @@ async function readIfPresent(file: string): Promise<Buffer | undefined> {
 
 /**
  * A segment's bytes, read into `scratch.buffer` (replaced by a larger one when the file does not
- * fit), or undefined when the file is gone: a spool of thousands of segments is scanned at open
- * with one buffer instead of thousands of 8 MiB ones left for V8 to collect.
+ * fit), and when it was last modified (made durable); undefined when the file is gone. A spool of
+ * thousands of segments is scanned at open with one buffer instead of thousands of 8 MiB ones left
+ * for V8 to collect.
  */
-async function readSegment(file: string, scratch: { buffer: Buffer }): Promise<Buffer | undefined> {
+async function readSegment(file: string, scratch: { buffer: Buffer }): Promise<{ data: Buffer; modifiedMs: number } | undefined> {
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(file, "r");
@@ -484,10 +486,10 @@ async function readSegment(file: string, scratch: { buffer: Buffer }): Promise<B
     throw error;
   }
   try {
-    const { size } = await handle.stat();
+    const { size, mtimeMs } = await handle.stat();
     if (scratch.buffer.length < size) scratch.buffer = Buffer.allocUnsafe(size);
     const { bytesRead } = await handle.read(scratch.buffer, 0, size, 0);
-    return scratch.buffer.subarray(0, bytesRead);
+    return { data: scratch.buffer.subarray(0, bytesRead), modifiedMs: mtimeMs };
   } finally {
     await handle.close();
   }
